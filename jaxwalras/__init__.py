@@ -1,0 +1,20 @@
+"""jaxwalras: market equilibria and the pricing mechanisms that replace them when
+equilibria fail -- exact where exactness is possible, batched over thousands of markets
+on GPU or CPU with JAX.
+
+Three bodies of work (see ``DESIGN.md`` in the project docs and the README):
+
+* multi-unit matching markets: buyer-optimal Walrasian prices by a flow-based ascending
+  auction (seed 001);
+* non-convex economies: convexified equilibria, markup and rationing mechanisms
+  (Milgrom & Watt, seed 000);
+* combinatorial markets: item-price Walrasian equilibria and bundling
+  (Lucier; Feldman, Gravin & Lucier, seed 002).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# --- seed 001: multi-unit matching markets -------------------------------------------
+# --- seed 000: non-convex economies ----------------------------------------------------
+# --- seed 002: combinatorial markets ---------------------------------------------------
