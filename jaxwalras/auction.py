@@ -1,0 +1,384 @@
+"""Buyer-optimal Walrasian prices by the flow-based ascending auction (seed 001; DESIGN §1).
+
+Per round, for all markets still running at once:
+
+1. device: the greedy preferred-bundle kernel at the current prices (one jitted, vmapped
+   call for the whole active batch);
+2. host: one maximum flow over the disjoint union of the networks N(p) of all active
+   markets (:mod:`jaxwalras.flows`), optionally warm-started from the previous round's
+   flow; markets whose source arcs are saturated are done; for the others the objects on
+   the source side of the left-most minimum cut form the inclusion-minimal maximal
+   overdemanded set ``X``;
+3. device: the step length ``k`` (``1`` for unit steps; the adapted long step computed in
+   closed form from the Lyapunov slope; or a binary search with one max flow per probe)
+   and the raise ``p <- p + k 1_X``.
+
+Finally one more union max flow on the networks N'(p*) gives a market-clearing allocation.
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxwalras import flows as _flows
+from jaxwalras._validation import as_int_array
+from jaxwalras.kernels import greedy as _greedy
+from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_prices
+
+__all__ = ["AuctionResult", "buyer_optimal_equilibrium", "reoptimize", "STATUS"]
+
+Step = Literal["long", "search", "unit"]
+
+#: ``status`` codes of :class:`AuctionResult`.
+STATUS = {
+    0: "ok: buyer-optimal Walrasian prices and a Walrasian allocation",
+    1: "round limit reached before the prices were competitive (raise max_rounds)",
+    2: "prices are competitive but no market-clearing allocation exists at them: the start "
+       "vector was not below the buyer-optimal prices",
+}
+
+
+class AuctionResult(NamedTuple):
+    """Result of :func:`buyer_optimal_equilibrium` (leading axes = the market's batch shape).
+
+    Attributes:
+      prices: ``(..., m)`` int64 buyer-optimal Walrasian prices ``p*``.
+      allocation: ``(..., n, m)`` int64 Walrasian allocation at ``p*`` (one of many).
+      iterations: ``(...)`` number of price raises (rounds with an overdemanded set).
+      max_flows: ``(...)`` number of maximum flows computed for the market (incl. the
+        final allocation flow and step-search probes).
+      status: ``(...)`` int code, see :data:`STATUS`; ``0`` means success.
+      converged: ``(...)`` bool, ``status == 0``.
+      timings: host-side breakdown in seconds (device kernel, flows, allocation).
+    """
+    prices: np.ndarray
+    allocation: np.ndarray
+    iterations: np.ndarray
+    max_flows: np.ndarray
+    status: np.ndarray
+    converged: np.ndarray
+    timings: dict
+
+
+# ---------------------------------------------------------------------------- device --
+
+@jax.jit
+def _bundles(v, d, s, p):
+    return jax.vmap(_greedy.preferred_bundles)(v, d, s, p)
+
+
+@partial(jax.jit, static_argnames=("step",))
+def _advance(v, d, s, p, X, step: str):
+    """Raise every market's set X by its step; return new prices, steps, new bundles."""
+    if step == "unit":
+        k = jnp.ones(p.shape[0], p.dtype)
+    else:
+        cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
+        k = jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
+    k = jnp.where(jnp.any(X, axis=1), k, 0)
+    p_new = p + k[:, None] * X.astype(p.dtype)
+    return p_new, k, jax.vmap(_greedy.preferred_bundles)(v, d, s, p_new)
+
+
+def _bucket(count: int, full: int) -> int:
+    """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
+
+    Keeps the number of distinct kernel shapes (compilations) at most ~log4(full)."""
+    size = 16
+    while size < count:
+        size *= 4
+    return min(size, full)
+
+
+def _to_host(b) -> tuple[np.ndarray, ...]:
+    strict, marginal, r, mu, util, case_a = jax.device_get(tuple(b))
+    return (np.array(strict), np.array(marginal), np.array(r, np.int64), np.array(case_a))
+
+
+# ------------------------------------------------------------------------------ host --
+
+def _carry_flow(net_new: _flows.UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
+                active_rows: np.ndarray) -> np.ndarray:
+    """Warm start: carry the previous buyer->object flow into the new network N(p).
+
+    Keep ``min(x_ij, s_j)`` on F-arcs and at most ``r_i`` units in total on each buyer's
+    M-arcs (greedily, in object order); derive source/sink arc flows by conservation.
+    """
+    k = net_new.kind
+    fl = np.zeros(len(k), np.int64)
+    fo = (k == _flows.F_OBJ) | (k == _flows.M_OBJ)
+    a = net_new.market[fo]
+    i = net_new.buyer[fo]
+    j = net_new.obj[fo]
+    x = prev_x[active_rows[a], i, j]
+    x = np.minimum(x, net_new.cap[fo])
+    is_m = k[fo] == _flows.M_OBJ
+    if np.any(is_m):
+        # truncate each buyer's M-arc total to r_i (arcs of one buyer are contiguous)
+        xm = x[is_m]
+        key = a[is_m] * (r.shape[1] + 1) + i[is_m]
+        csum = np.cumsum(xm)
+        first = np.r_[True, key[1:] != key[:-1]]
+        seg_start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
+        before = csum - xm - (csum - xm)[seg_start]
+        limit = r[a[is_m], i[is_m]]
+        x[is_m] = np.clip(limit - before, 0, xm)
+    fl[fo] = x
+    return _flows.conserve(net_new, fl)
+
+
+def _xij(net: _flows.UnionNetwork, flow: np.ndarray, A: int, n: int, m: int) -> np.ndarray:
+    x = np.zeros((A, n, m), np.int64)
+    fo = (net.kind == _flows.F_OBJ) | (net.kind == _flows.M_OBJ)
+    np.add.at(x, (net.market[fo], net.buyer[fo], net.obj[fo]), flow[fo])
+    return x
+
+
+def _cut_sets(net: _flows.UnionNetwork, reach: np.ndarray) -> np.ndarray:
+    return reach[net.object_node]
+
+
+def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
+                              step: Step = "long", warm_start: bool = True,
+                              backend: Literal["scipy", "networkx"] = "scipy",
+                              max_rounds: int = 1_000_000,
+                              allocation: bool = True) -> AuctionResult:
+    """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
+
+    Starting from ``start`` (default ``0``; any integer vector known to be ``<= p*``),
+    repeat for all running markets at once: compute the greedy preferred bundles on the
+    device, a maximum flow of N(p) on the host, and raise the inclusion-minimal maximal
+    overdemanded set ``X`` (source side of the left-most min cut) by a step ``k``; stop
+    when no set is overdemanded. From ``p0 <= p*`` the auction ends exactly at the
+    buyer-optimal (componentwise least) Walrasian prices ``p*`` (seed 001, Theorem 8 and
+    §4; DESIGN §1).
+
+    Args:
+      market: a :class:`MultiUnitMarket`, with any leading batch axes.
+      start: optional integer start prices ``(..., m)``, ``0 <= start <= p*``. Use it to
+        re-optimise after demands rose or supplies fell (seed 001, Theorem 14): the old
+        buyer-optimal prices are then a valid start (see :func:`reoptimize`).
+      step: ``"long"`` (default): raise ``X`` as far as the Lyapunov function keeps its
+        slope along ``1_X`` (closed form on the device; no extra flows); ``"search"``: the
+        largest ``k`` for which ``X`` stays the left-most cut set, by binary search with one
+        max flow per probe; ``"unit"``: ``k = 1`` (the plain auction, pseudo-polynomial).
+      warm_start: carry the previous round's flow into the new network and augment from
+        there (scipy backend).
+      backend: ``"scipy"`` (one ``scipy.sparse.csgraph.maximum_flow`` call per round over
+        the disjoint union of all running markets' networks) or ``"networkx"`` (one
+        networkx flow per market; the slow reference).
+      max_rounds: safety bound on rounds; markets that hit it get ``status == 1``.
+      allocation: also compute a Walrasian allocation (one more union max flow).
+
+    Returns:
+      :class:`AuctionResult` with ``prices``, ``allocation``, ``iterations`` (price
+      raises), ``max_flows``, per-market ``status`` / ``converged`` and ``timings``.
+
+    Example:
+      >>> import jaxwalras as jw
+      >>> mkt = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
+      >>> jw.buyer_optimal_equilibrium(mkt).prices.tolist()
+      [4, 2]
+    """
+    if not isinstance(market, MultiUnitMarket):
+        raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
+    if step not in ("long", "search", "unit"):
+        raise ValueError(f"step: must be 'long', 'search' or 'unit', got {step!r}")
+    if backend not in ("scipy", "networkx"):
+        raise ValueError(f"backend: must be 'scipy' or 'networkx', got {backend!r}")
+    if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
+        raise ValueError(f"max_rounds: must be a positive integer, got {max_rounds!r}")
+    batch = market.batch_shape
+    n, m = market.n_buyers, market.n_objects
+    B = int(np.prod(batch, dtype=np.int64))
+    if start is None:
+        p0 = np.zeros((B, m), np.int64)
+    else:
+        p0 = np.asarray(_check_prices(market, start, "start"), np.int64).reshape(B, m)
+    v, d, s = (x.reshape((B,) + x.shape[len(batch):]) for x in
+               (market.values, market.demands, market.supplies))
+    s_np = np.asarray(s, np.int64)
+    d_np = np.asarray(d, np.int64)
+    t_dev = t_flow = t_alloc = 0.0
+
+    prices = p0.copy()
+    iterations = np.zeros(B, np.int64)
+    nflows = np.zeros(B, np.int64)
+    status = np.zeros(B, np.int64)
+    if B == 0 or n == 0 or m == 0:
+        alloc = np.zeros((B, n, m), np.int64)
+        return _finish(batch, n, m, prices, alloc, iterations, nflows, status, {})
+
+    # current structure for every market
+    t0 = time.perf_counter()
+    strict, marginal, r, case_a = _to_host(_bundles(v, d, s, jnp.asarray(prices, jnp.int32)))
+    t_dev += time.perf_counter() - t0
+    prev_x = np.zeros((B, n, m), np.int64)
+    active = np.arange(B)
+    rounds = 0
+    while len(active) and rounds < max_rounds:
+        rounds += 1
+        t0 = time.perf_counter()
+        net = _flows.auction_network(strict[active], marginal[active], r[active], s_np[active])
+        init = (_carry_flow(net, prev_x, r[active], active)
+                if (warm_start and rounds > 1) else None)
+        flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=backend,
+                                                       init_flow=init)
+        nflows[active] += 1
+        if warm_start:
+            prev_x[active] = _xij(net, flow, len(active), n, m)
+        X = _cut_sets(net, reach)
+        t_flow += time.perf_counter() - t0
+        active_next = active[~saturated]
+        if len(active_next) == 0:
+            break
+        Xa = X[~saturated]
+        t0 = time.perf_counter()
+        if step == "search":
+            k, nprobe = _search_steps(v, d, s, prices, active_next, Xa, s_np, backend)
+            nflows[active_next] += nprobe
+            t_flow += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            prices[active_next] += k[:, None] * Xa
+            newb = _gather_bundles(v, d, s, prices, active_next, B)
+        else:
+            newp, k, newb = _advance_active(v, d, s, prices, active_next, Xa, step, B)
+            prices[active_next] = newp
+        strict[active_next], marginal[active_next], r[active_next], case_a[active_next] = newb
+        iterations[active_next] += 1
+        t_dev += time.perf_counter() - t0
+        active = active_next
+    if rounds >= max_rounds and len(active):
+        status[active] = 1
+
+    alloc = np.zeros((B, n, m), np.int64)
+    if allocation:
+        t0 = time.perf_counter()
+        ok = np.nonzero(status == 0)[0]
+        if len(ok):
+            net = _flows.allocation_network(strict[ok], marginal[ok], case_a[ok], d_np[ok],
+                                            s_np[ok], prices[ok])
+            flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend)
+            # The dummy buyer may hold zero-price units that a case-B buyer with spare
+            # demand would accept at zero payoff. Augment over the real arcs only, from the
+            # real part of this flow: augmenting paths never unsaturate the forced
+            # (source / positive-price sink) arcs, and the result sells as much as
+            # possible, sum x = min(sum s, sum d).
+            real = np.isin(net.kind, (_flows.SRC_F, _flows.SRC_M, _flows.F_OBJ,
+                                      _flows.M_OBJ, _flows.OBJ_SNK))
+            sub = _flows.restrict(net, real)
+            f_real = _flows.conserve(sub, np.where(np.isin(sub.kind, (_flows.F_OBJ, _flows.M_OBJ)),
+                                                   flow[real], 0))
+            f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real)
+            nflows[ok] += 2
+            alloc[ok] = _xij(sub, f_real, len(ok), n, m)
+            status[ok[~saturated]] = 2
+        t_alloc = time.perf_counter() - t0
+    timings = {"device_kernels": t_dev, "max_flows": t_flow, "allocation": t_alloc,
+               "rounds": rounds}
+    return _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings)
+
+
+def _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings) -> AuctionResult:
+    return AuctionResult(prices.reshape(batch + (m,)), alloc.reshape(batch + (n, m)),
+                         iterations.reshape(batch), nflows.reshape(batch),
+                         status.reshape(batch), (status == 0).reshape(batch), timings)
+
+
+def _pad_rows(rows: np.ndarray, B: int) -> np.ndarray:
+    size = _bucket(len(rows), B)
+    return np.concatenate([rows, np.full(size - len(rows), rows[0])])
+
+
+def _advance_active(v, d, s, prices, rows, X, step, B):
+    """Device step for the markets ``rows`` (padded to a bucketed size)."""
+    idx = _pad_rows(rows, B)
+    Xp = np.zeros((len(idx), X.shape[1]), bool)
+    Xp[:len(rows)] = X
+    jidx = jnp.asarray(idx)
+    p_new, k, b = _advance(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32),
+                           jnp.asarray(Xp), step)
+    host = _to_host(b)
+    cut = len(rows)
+    return (np.asarray(p_new, np.int64)[:cut], np.asarray(k, np.int64)[:cut],
+            tuple(h[:cut] for h in host))
+
+
+def _gather_bundles(v, d, s, prices, rows, B):
+    idx = _pad_rows(rows, B)
+    jidx = jnp.asarray(idx)
+    b = _bundles(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32))
+    return tuple(h[:len(rows)] for h in _to_host(b))
+
+
+def _search_steps(v, d, s, prices, rows, X, s_np, backend):
+    """Largest k such that X stays the left-most cut set at p + (k-1) 1_X (binary search).
+
+    ``ok(k)`` holds for k = 1 by definition; for ``k - 1 >= max payoff on X`` nobody has a
+    positive payoff on X, so X cannot be overdemanded and ``ok`` fails: that is ``hi``.
+    """
+    B = v.shape[0]
+    A = len(rows)
+    vv = np.asarray(v, np.int64)[rows]
+    u = vv - prices[rows][:, None, :]
+    hi = np.where(X[:, None, :], u, 0).max(axis=(1, 2)) + 2   # ok(hi) is False
+    lo = np.ones(A, np.int64)                                  # ok(lo) is True
+    nprobe = np.zeros(A, np.int64)
+    while True:
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        sel = np.nonzero(open_)[0]
+        mid = (lo[sel] + hi[sel]) // 2
+        probe = prices[rows[sel]] + (mid - 1)[:, None] * X[sel]
+        pp = prices.copy()
+        pp[rows[sel]] = probe
+        strict, marginal, r, _ = _gather_bundles(v, d, s, pp, rows[sel], B)
+        net = _flows.auction_network(strict, marginal, r, s_np[rows[sel]])
+        _, saturated, reach = _flows.solve_max_flow(net, len(sel), backend=backend)
+        nprobe[sel] += 1
+        same = (~saturated) & np.all(reach[net.object_node] == X[sel], axis=1)
+        lo[sel] = np.where(same, mid, lo[sel])
+        hi[sel] = np.where(same, hi[sel], mid)
+    return lo, nprobe
+
+
+def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUnitMarket,
+               **kwargs: Any) -> AuctionResult:
+    """Buyer-optimal prices of ``new_market`` warm-started from ``old_market``'s.
+
+    By monotonicity (seed 001, Theorem 14 and Corollary 17) buyer-optimal prices weakly
+    rise when demands rise or supplies fall, so the old prices are a valid start (``<=``
+    the new ``p*``) exactly in that direction. This function checks the direction
+    (same values, demands not lower, supplies not higher) and raises ``ValueError``
+    otherwise. Objects whose supply drops to 0 are priced 0 by convention, so their start
+    price is reset to 0.
+    """
+    for nm, mk in (("old_market", old_market), ("new_market", new_market)):
+        if not isinstance(mk, MultiUnitMarket):
+            raise TypeError(f"{nm}: expected MultiUnitMarket, got {type(mk).__name__}")
+    if (old_market.values.shape != new_market.values.shape
+            or old_market.supplies.shape != new_market.supplies.shape):
+        raise ValueError("new_market: must have the same shape as old_market "
+                         f"({old_market.values.shape} vs {new_market.values.shape})")
+    ov, od, os_ = old_market.numpy()
+    nv, nd, ns = new_market.numpy()
+    if not np.array_equal(ov, nv):
+        raise ValueError("new_market: values differ from old_market; warm starts are valid "
+                         "only for demand/supply changes")
+    if np.any(nd < od):
+        raise ValueError("new_market: some demand fell; old prices are then not a valid start "
+                         "(monotonicity runs the other way). Solve from scratch instead.")
+    if np.any(ns > os_):
+        raise ValueError("new_market: some supply rose; old prices are then not a valid start "
+                         "(monotonicity runs the other way). Solve from scratch instead.")
+    p = as_int_array(old_prices, "old_prices", min_ndim=1)
+    if p.shape != os_.shape:
+        raise ValueError(f"old_prices: shape {p.shape} does not match supplies {os_.shape}")
+    p = np.where(ns == 0, 0, p)
+    return buyer_optimal_equilibrium(new_market, start=p, **kwargs)
