@@ -85,6 +85,12 @@ def _advance(v, d, s, p, X, step: str):
     return p_new, k, jax.vmap(_greedy.preferred_bundles)(v, d, s, p_new)
 
 
+@jax.jit
+def _long_steps(v, d, s, p, X):
+    cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
+    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
+
+
 def _bucket(count: int, full: int) -> int:
     """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
 
@@ -317,24 +323,35 @@ def _gather_bundles(v, d, s, prices, rows, B):
 
 
 def _search_steps(v, d, s, prices, rows, X, s_np, backend):
-    """Largest k such that X stays the left-most cut set at p + (k-1) 1_X (binary search).
+    """Largest k such that X stays the left-most cut set at p + (k-1) 1_X.
 
-    ``ok(k)`` holds for k = 1 by definition; for ``k - 1 >= max payoff on X`` nobody has a
-    positive payoff on X, so X cannot be overdemanded and ``ok`` fails: that is ``hi``.
+    ``ok(k)`` holds up to the long step ``K`` (the Lyapunov slope along ``1_X`` is constant
+    there, computed on the device); for ``k - 1 >= max payoff on X`` nobody has a positive
+    payoff on X, so X cannot be overdemanded and ``ok`` fails: that is ``hi``. Between the
+    two: galloping (``2K, 4K, ...``) until a probe fails, then bisection; one max flow of
+    all probing markets' networks per probe.
     """
     B = v.shape[0]
     A = len(rows)
     vv = np.asarray(v, np.int64)[rows]
     u = vv - prices[rows][:, None, :]
     hi = np.where(X[:, None, :], u, 0).max(axis=(1, 2)) + 2   # ok(hi) is False
-    lo = np.ones(A, np.int64)                                  # ok(lo) is True
+    idx = _pad_rows(rows, B)
+    Xp = np.zeros((len(idx), X.shape[1]), bool)
+    Xp[:A] = X
+    jidx = jnp.asarray(idx)
+    K = np.asarray(_long_steps(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32),
+                               jnp.asarray(Xp)), np.int64)[:A]
+    lo = np.minimum(K, hi - 1)                                  # ok(lo) is True
+    galloping = np.ones(A, bool)
     nprobe = np.zeros(A, np.int64)
     while True:
         open_ = hi - lo > 1
         if not open_.any():
             break
         sel = np.nonzero(open_)[0]
-        mid = (lo[sel] + hi[sel]) // 2
+        mid = np.where(galloping[sel], np.minimum(2 * lo[sel], hi[sel] - 1),
+                       (lo[sel] + hi[sel]) // 2)
         probe = prices[rows[sel]] + (mid - 1)[:, None] * X[sel]
         pp = prices.copy()
         pp[rows[sel]] = probe
@@ -345,6 +362,7 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
         same = (~saturated) & np.all(reach[net.object_node] == X[sel], axis=1)
         lo[sel] = np.where(same, mid, lo[sel])
         hi[sel] = np.where(same, hi[sel], mid)
+        galloping[sel] &= same
     return lo, nprobe
 
 

@@ -1,0 +1,399 @@
+"""Multi-unit matching markets (seed 001): buyer-optimal Walrasian prices.
+
+Oracles used here are independent of the implementation: the HiGHS LP of DESIGN §1 (a),
+VCG payments via the Hungarian algorithm (b), brute-force enumeration of bundles, a
+per-buyer LP for indirect utilities, and the plain numpy/networkx unit-step auction.
+"""
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment, linprog
+
+import jaxwalras as jw
+from jaxwalras import auction as _auction
+from jaxwalras.flows import reference_unit_step_auction
+from jaxwalras.kernels import greedy
+
+
+# ----------------------------------------------------------------------------- helpers --
+
+def random_market(rng, B, n, m, vmax, dmax, smax, smin=0, dmin=0):
+    V = rng.integers(0, vmax + 1, (B, n, m))
+    d = rng.integers(dmin, dmax + 1, (B, n))
+    s = rng.integers(smin, smax + 1, (B, m))
+    return jw.MultiUnitMarket(V, d, s)
+
+
+def lp_prices(V, d, s):
+    """DESIGN §1 (a), written independently of jaxwalras.lp: min Lyapunov, then min sum p."""
+    V = np.asarray(V, float)
+    n, m = V.shape
+    nv = m + n + n * m
+    A = np.zeros((n * m, nv))
+    for i in range(n):
+        for j in range(m):
+            r = i * m + j
+            A[r, j] = A[r, m + i] = A[r, m + n + r] = -1
+    c = np.concatenate([s, d, np.tile(s, n)]).astype(float)
+    r1 = linprog(c, A_ub=A, b_ub=-V.ravel(), bounds=(0, None), method="highs")
+    A2 = np.vstack([A, c])
+    b2 = np.concatenate([-V.ravel(), [r1.fun + 1e-9 * max(1, abs(r1.fun))]])
+    r2 = linprog(np.r_[np.ones(m), np.zeros(n + n * m)], A_ub=A2, b_ub=b2, bounds=(0, None),
+                 method="highs")
+    return np.round(r2.x[:m]).astype(int)
+
+
+def best_utility_lp(v, d, s, p):
+    """Buyer's problem max sum x (v - p), sum x <= d, 0 <= x <= s as an LP (integral)."""
+    m = len(v)
+    if m == 0 or d == 0:
+        return 0
+    r = linprog(-(v - p).astype(float), A_ub=np.ones((1, m)), b_ub=[d],
+                bounds=list(zip([0] * m, s)), method="highs")
+    return int(round(-r.fun))
+
+
+def assert_walrasian_independent(V, d, s, p, x):
+    """Walrasian conditions checked with the per-buyer LP (independent of jw.checks)."""
+    V, d, s, p, x = map(np.asarray, (V, d, s, p, x))
+    assert (p >= 0).all() and (x >= 0).all()
+    assert (x.sum(0) <= s).all() and (x.sum(1) <= d).all()
+    for i in range(V.shape[0]):
+        assert int((x[i] * (V[i] - p)).sum()) == best_utility_lp(V[i], d[i], s, p)
+    assert ((p == 0) | (x.sum(0) == s)).all()
+    assert x.sum() == min(s.sum(), d.sum())
+
+
+# ------------------------------------------------------------------- DESIGN §1 cases --
+
+@pytest.mark.parametrize("V,d,s,expected", [
+    ([[3, 4], [2, 1]], [1, 3], [1, 1], [0, 1]),      # arcs must have capacity s_j, not inf
+    ([[4, 4], [5, 3]], [2, 1], [1, 1], [4, 2]),
+    ([[5, 3]], [2], [1, 1], [0, 0]),                  # copy method would give (2, 0)
+    ([[10], [4]], [2, 1], [2], [4]),                  # multi-unit p* need not be VCG
+])
+@pytest.mark.parametrize("step", ["long", "search", "unit"])
+def test_design_examples(V, d, s, expected, step):
+    mkt = jw.MultiUnitMarket(V, d, s)
+    res = jw.buyer_optimal_equilibrium(mkt, step=step)
+    assert res.prices.tolist() == expected
+    assert res.converged and res.status == 0
+    assert jw.check_walrasian(mkt, res.prices, res.allocation) == []
+    assert_walrasian_independent(V, d, s, res.prices, res.allocation)
+    assert lp_prices(np.array(V), np.array(d), np.array(s)).tolist() == expected
+
+
+def test_copy_method_fails():
+    """Splitting the d=2 buyer into two unit-demand copies gives the wrong prices (2, 0)."""
+    copies = jw.MultiUnitMarket([[5, 3], [5, 3]], [1, 1], [1, 1])
+    assert jw.buyer_optimal_equilibrium(copies).prices.tolist() == [2, 0]
+    assert jw.buyer_optimal_equilibrium(jw.MultiUnitMarket([[5, 3]], [2], [1, 1])).prices.tolist() == [0, 0]
+
+
+# -------------------------------------------------------------- random vs the LP --
+
+@pytest.mark.parametrize("n,m,vmax,dmax,smax", [
+    (3, 2, 5, 2, 2), (6, 4, 20, 3, 3), (10, 5, 100, 4, 5), (20, 8, 1000, 5, 10),
+    (4, 12, 50, 6, 2), (15, 3, 10**5, 3, 4),
+])
+def test_random_markets_match_lp(n, m, vmax, dmax, smax):
+    rng = np.random.default_rng(n * 1000 + m)
+    mkt = random_market(rng, 12, n, m, vmax, dmax, smax)
+    res = jw.buyer_optimal_equilibrium(mkt)
+    V, d, s = mkt.numpy()
+    assert res.converged.all()
+    for b in range(12):
+        assert res.prices[b].tolist() == lp_prices(V[b], d[b], s[b]).tolist()
+        assert_walrasian_independent(V[b], d[b], s[b], res.prices[b], res.allocation[b])
+    assert jw.check_walrasian(mkt, res.prices, res.allocation) == []
+    np.testing.assert_array_equal(jw.lp_min_walrasian_prices(mkt), res.prices)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_property_prices_equal_lp(data):
+    n = data.draw(st.integers(0, 5))
+    m = data.draw(st.integers(0, 4))
+    arr = lambda shape, hi: np.array(data.draw(st.lists(st.integers(0, hi), min_size=int(np.prod(shape)),
+                                                        max_size=int(np.prod(shape))))).reshape(shape)
+    V, d, s = arr((n, m), data.draw(st.sampled_from([1, 3, 30]))), arr((n,), 3), arr((m,), 3)
+    mkt = jw.MultiUnitMarket(V, d, s)
+    res = jw.buyer_optimal_equilibrium(mkt)
+    if m:
+        assert res.prices.tolist() == (lp_prices(V, d, s).tolist() if n else [0] * m)
+    assert_walrasian_independent(V, d, s, res.prices, res.allocation)
+
+
+@pytest.mark.parametrize("n,m", [(4, 6), (6, 4), (5, 5)])
+def test_unit_demand_unit_supply_equals_vcg(n, m):
+    """Leonard (1983): with unit demand and supply, p* are the VCG payments."""
+    rng = np.random.default_rng(7 + n)
+    Vb = rng.integers(0, 50, (6, n, m))
+    res = jw.buyer_optimal_equilibrium(jw.MultiUnitMarket(Vb, np.ones(n), np.ones(m)))
+    for V, prices in zip(Vb, res.prices):
+        def welfare(mask):
+            W = np.where(mask[:, None], V, 0)
+            r, c = linear_sum_assignment(W, maximize=True)
+            return W[r, c].sum(), r, c
+
+        W, rows, cols = welfare(np.ones(n, bool))
+        vcg = np.zeros(m, int)
+        for i, j in zip(rows, cols):
+            if V[i, j] == 0:
+                continue
+            without = np.ones(n, bool)
+            without[i] = False
+            vcg[j] = welfare(without)[0] - (W - V[i, j])
+        assert prices.tolist() == vcg.tolist()
+
+
+def test_reference_unit_step_auction_agrees():
+    rng = np.random.default_rng(3)
+    mkt = random_market(rng, 8, 5, 4, 12, 3, 3)
+    res = jw.buyer_optimal_equilibrium(mkt)
+    V, d, s = mkt.numpy()
+    for b in range(8):
+        assert reference_unit_step_auction(V[b], d[b], s[b]).tolist() == res.prices[b].tolist()
+
+
+# ---------------------------------------------------- variants give identical prices --
+
+def test_steps_flows_backends_and_batching_agree():
+    rng = np.random.default_rng(11)
+    mkt = random_market(rng, 10, 7, 5, 40, 4, 4)
+    ref = jw.buyer_optimal_equilibrium(mkt, step="unit", warm_start=False)
+    for step in ("long", "search", "unit"):
+        for warm in (True, False):
+            r = jw.buyer_optimal_equilibrium(mkt, step=step, warm_start=warm)
+            np.testing.assert_array_equal(r.prices, ref.prices)
+            assert jw.check_walrasian(mkt, r.prices, r.allocation) == []
+    nx_res = jw.buyer_optimal_equilibrium(mkt, backend="networkx")
+    np.testing.assert_array_equal(nx_res.prices, ref.prices)
+    assert jw.check_walrasian(mkt, nx_res.prices, nx_res.allocation) == []
+    for b in range(10):   # per-market calls
+        np.testing.assert_array_equal(jw.buyer_optimal_equilibrium(mkt[b]).prices, ref.prices[b])
+    # unit steps from zero make exactly max_j p*_j raises (seed 001, Theorem 8)
+    np.testing.assert_array_equal(ref.iterations, ref.prices.max(-1))
+    # long steps never take more raises than unit steps
+    assert (jw.buyer_optimal_equilibrium(mkt).iterations <= ref.iterations).all()
+
+
+def test_multi_axis_batch_shape():
+    rng = np.random.default_rng(5)
+    V = rng.integers(0, 30, (2, 3, 4, 3))
+    d = rng.integers(0, 3, (2, 3, 4))
+    s = rng.integers(0, 3, (3,))                       # broadcast over the batch
+    mkt = jw.MultiUnitMarket(V, d, s)
+    res = jw.buyer_optimal_equilibrium(mkt)
+    assert res.prices.shape == (2, 3, 3) and res.allocation.shape == (2, 3, 4, 3)
+    assert res.iterations.shape == (2, 3)
+    assert jw.is_walrasian(mkt, res.prices, res.allocation).all()
+    flat = mkt.reshape_batch((6,))
+    np.testing.assert_array_equal(jw.buyer_optimal_equilibrium(flat).prices.reshape(2, 3, 3),
+                                  res.prices)
+
+
+def test_stack_markets_padding_changes_nothing():
+    rng = np.random.default_rng(2)
+    singles = [jw.MultiUnitMarket(rng.integers(0, 20, (n, m)), rng.integers(0, 4, n),
+                                  rng.integers(0, 4, m))
+               for n, m in [(3, 2), (5, 4), (1, 1), (4, 3)]]
+    batch = jw.stack_markets(singles)
+    assert batch.batch_shape == (4,) and batch.n_buyers == 5 and batch.n_objects == 4
+    res = jw.buyer_optimal_equilibrium(batch)
+    for k, mk in enumerate(singles):
+        single = jw.buyer_optimal_equilibrium(mk)
+        np.testing.assert_array_equal(res.prices[k, :mk.n_objects], single.prices)
+        assert (res.prices[k, mk.n_objects:] == 0).all()
+        assert (res.allocation[k, mk.n_buyers:] == 0).all()
+
+
+# ---------------------------------------------------------------------- monotonicity --
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), which=st.sampled_from(["demand", "supply"]))
+def test_monotonicity_and_warm_start(seed, which):
+    """Seed 001, Theorem 14: p* weakly rises when a demand rises or a supply falls (from
+    s_j >= 1); the old p* is then a valid start and gives the same answer."""
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(1, 6), rng.integers(1, 5)
+    V = rng.integers(0, 25, (n, m))
+    d = rng.integers(0, 4, n)
+    s = rng.integers(1, 4, m)
+    old = jw.MultiUnitMarket(V, d, s)
+    p_old = jw.buyer_optimal_equilibrium(old).prices
+    d2, s2 = d.copy(), s.copy()
+    if which == "demand":
+        d2[rng.integers(n)] += rng.integers(1, 3)
+    else:
+        s2[rng.integers(m)] -= 1
+    new = jw.MultiUnitMarket(V, d2, s2)
+    cold = jw.buyer_optimal_equilibrium(new)
+    assert (cold.prices[s2 > 0] >= p_old[s2 > 0]).all()
+    warm = jw.reoptimize(old, p_old, new)
+    np.testing.assert_array_equal(warm.prices, cold.prices)
+    assert (warm.iterations <= cold.iterations).all()
+    assert jw.check_walrasian(new, warm.prices, warm.allocation) == []
+
+
+def test_reoptimize_rejects_wrong_direction():
+    old = jw.MultiUnitMarket([[5, 3], [4, 4]], [2, 1], [1, 1])
+    p = jw.buyer_optimal_equilibrium(old).prices
+    with pytest.raises(ValueError, match="demand fell"):
+        jw.reoptimize(old, p, jw.MultiUnitMarket([[5, 3], [4, 4]], [1, 1], [1, 1]))
+    with pytest.raises(ValueError, match="supply rose"):
+        jw.reoptimize(old, p, jw.MultiUnitMarket([[5, 3], [4, 4]], [2, 1], [2, 1]))
+    with pytest.raises(ValueError, match="values differ"):
+        jw.reoptimize(old, p, jw.MultiUnitMarket([[6, 3], [4, 4]], [2, 1], [1, 1]))
+
+
+def test_start_above_pstar_is_flagged():
+    mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4
+    res = jw.buyer_optimal_equilibrium(mkt, start=[20])
+    assert res.status == 2 and not res.converged
+
+
+# --------------------------------------------------------------- kernel vs brute force --
+
+def _all_bundles(d, s):
+    for x in itertools.product(*[range(int(sj) + 1) for sj in s]):
+        if sum(x) <= d:
+            yield np.array(x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_preferred_bundle_structure_brute_force(seed):
+    """Every preferred bundle takes s_j on F, r units on M (case A) / up to d - s(F)
+    zero-payoff units (case B), nothing else; and every such bundle is preferred."""
+    rng = np.random.default_rng(seed)
+    n, m = 3, rng.integers(1, 4)
+    V = rng.integers(0, 6, (n, m))
+    d = rng.integers(0, 4, n)
+    s = rng.integers(0, 3, m)
+    p = rng.integers(0, 6, m)
+    b = jw.preferred_bundles(jw.MultiUnitMarket(V, d, s), p)
+    for i in range(n):
+        bundles = list(_all_bundles(d[i], s))
+        utils = np.array([(x * (V[i] - p)).sum() for x in bundles])
+        best = utils.max()
+        assert int(b.utility[i]) == best
+        F, M, r = np.asarray(b.strict[i]), np.asarray(b.marginal[i]), int(b.r[i])
+        for x, u in zip(bundles, utils):
+            shape_ok = (x[F] == s[F]).all() and (x[~F & ~M] == 0).all()
+            if bool(b.case_a[i]):
+                shape_ok &= x[M].sum() == r
+            else:
+                shape_ok &= x[M].sum() <= d[i] - s[F].sum() and (V[i] - p)[M].max(initial=0) == 0
+            assert (u == best) == bool(shape_ok), (V[i], d[i], s, p, x)
+
+
+def test_pairwise_and_sort_kernels_agree(monkeypatch):
+    rng = np.random.default_rng(9)
+    V = jnp.asarray(rng.integers(0, 8, (20, 6, 7)), jnp.int32)
+    d = jnp.asarray(rng.integers(0, 5, (20, 6)), jnp.int32)
+    s = jnp.asarray(rng.integers(0, 3, (20, 7)), jnp.int32)
+    p = jnp.asarray(rng.integers(0, 8, (20, 7)), jnp.int32)
+    X = jnp.asarray(rng.random((20, 7)) < 0.4)
+    cap = jnp.asarray(1000, jnp.int32)
+    def run():
+        b = jax.vmap(greedy.preferred_bundles)(V, d, s, p)
+        f = jax.vmap(greedy.forced_units)(V, d, s, p, X)[0]
+        k = jax.vmap(greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(V, d, s, p, X, cap)
+        return [np.asarray(a) for a in (*b, f, k)]
+    pairwise = run()
+    monkeypatch.setattr(greedy, "PAIRWISE_MAX_OBJECTS", 0)
+    sorted_ = run()
+    for a, b in zip(pairwise, sorted_):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------- edge cases, bad inputs --
+
+@pytest.mark.parametrize("V,d,s", [
+    (np.zeros((0, 3)), np.zeros(0), [1, 2, 3]),        # no buyers
+    (np.zeros((3, 0)), [1, 1, 1], np.zeros(0)),        # no objects
+    ([[5, 5], [3, 9]], [0, 0], [2, 2]),                # zero demand
+    ([[5, 5], [3, 9]], [2, 2], [0, 0]),                # zero supply
+    ([[5, 0], [3, 0]], [2, 2], [1, 4]),                # a worthless object
+])
+def test_edge_cases(V, d, s):
+    mkt = jw.MultiUnitMarket(V, d, s)
+    res = jw.buyer_optimal_equilibrium(mkt)
+    assert res.converged
+    assert jw.check_walrasian(mkt, res.prices, res.allocation) == []
+    if mkt.n_objects:
+        assert res.prices.tolist() == lp_prices(np.asarray(V), np.asarray(d), np.asarray(s)).tolist()
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(values=[[1, -2]], demands=[1], supplies=[1, 1]), ValueError, "values: must be non-negative"),
+    (dict(values=[[1, 2.5]], demands=[1], supplies=[1, 1]), TypeError, "values: must hold integers"),
+    (dict(values=[[1, np.nan]], demands=[1], supplies=[1, 1]), ValueError, "values: contains NaN"),
+    (dict(values=[[1, 2]], demands=[1, 2], supplies=[1, 1]), ValueError, "demands: last axis has 2"),
+    (dict(values=[[1, 2]], demands=[1], supplies=[1]), ValueError, "supplies: last axis has 1"),
+    (dict(values=[1, 2], demands=[1], supplies=[1, 1]), ValueError, "values: needs at least 2"),
+    (dict(values=[[1, 2]], demands=[-1], supplies=[1, 1]), ValueError, "demands: must be non-negative"),
+    (dict(values=[["a", "b"]], demands=[1], supplies=[1, 1]), TypeError, "values: must be numeric"),
+    (dict(values=[[1, 2]], demands=[1], supplies=[1, 2**40]), ValueError, "supplies: values must not exceed"),
+    (dict(values=np.ones((2, 1, 2)), demands=np.ones((3, 1)), supplies=[1, 1]), ValueError,
+     "leading batch axes"),
+])
+def test_bad_market_inputs(kwargs, exc, msg):
+    with pytest.raises(exc, match=msg):
+        jw.MultiUnitMarket(**kwargs)
+
+
+def test_bad_call_arguments():
+    mkt = jw.MultiUnitMarket([[3, 4]], [1], [1, 1])
+    with pytest.raises(ValueError, match="step: must be"):
+        jw.buyer_optimal_equilibrium(mkt, step="huge")
+    with pytest.raises(ValueError, match="backend: must be"):
+        jw.buyer_optimal_equilibrium(mkt, backend="gurobi")
+    with pytest.raises(ValueError, match="start: last axis has 3"):
+        jw.buyer_optimal_equilibrium(mkt, start=[0, 0, 0])
+    with pytest.raises(ValueError, match="start: must be non-negative"):
+        jw.buyer_optimal_equilibrium(mkt, start=[-1, 0])
+    with pytest.raises(TypeError, match="market: expected MultiUnitMarket"):
+        jw.buyer_optimal_equilibrium(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="prices: last axis"):
+        jw.preferred_bundles(mkt, [1, 2, 3])
+    with pytest.raises(ValueError, match="allocation: expected shape"):
+        jw.check_walrasian(mkt, [0, 0], [[1, 0, 0]])
+
+
+def test_check_walrasian_reports_violations():
+    mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])
+    assert jw.check_walrasian(mkt, [4], [[2], [0]]) == []
+    assert any("preferred bundle" in m for m in jw.check_walrasian(mkt, [3], [[2], [0]]))
+    assert any("supply exceeded" in m for m in jw.check_walrasian(mkt, [4], [[2], [1]]))
+    assert any("positive price" in m for m in jw.check_walrasian(mkt, [11], [[0], [0]]))
+    assert any("market-clearing" in m for m in
+               jw.check_walrasian(jw.MultiUnitMarket([[0]], [1], [1]), [0], [[0]]))
+
+
+def test_market_is_a_pytree_and_jits():
+    mkt = jw.MultiUnitMarket(np.ones((3, 2, 2), int), np.ones((3, 2), int), np.ones((3, 2), int))
+    leaves = jax.tree_util.tree_leaves(mkt)
+    assert len(leaves) == 3
+    doubled = jax.jit(lambda mk: jax.tree_util.tree_map(lambda a: 2 * a, mk))(mkt)
+    assert isinstance(doubled, jw.MultiUnitMarket) and int(doubled.values.sum()) == 24
+    assert mkt[1].batch_shape == ()
+
+
+def test_no_recompilation_for_same_shapes():
+    rng = np.random.default_rng(4)
+    a = random_market(rng, 16, 6, 4, 50, 3, 3)
+    b = random_market(rng, 16, 6, 4, 50, 3, 3)
+    jw.buyer_optimal_equilibrium(a)
+    sizes = (_auction._advance._cache_size(), _auction._bundles._cache_size())
+    jw.buyer_optimal_equilibrium(b)
+    jw.buyer_optimal_equilibrium(a)
+    assert (_auction._advance._cache_size(), _auction._bundles._cache_size()) == sizes
