@@ -242,6 +242,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t_flow += time.perf_counter() - t0
         active_next = active[~saturated]
         if len(active_next) == 0:
+            active = active_next
             break
         Xa = X[~saturated]
         t0 = time.perf_counter()

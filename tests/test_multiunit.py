@@ -397,3 +397,10 @@ def test_no_recompilation_for_same_shapes():
     jw.buyer_optimal_equilibrium(b)
     jw.buyer_optimal_equilibrium(a)
     assert (_auction._advance._cache_size(), _auction._bundles._cache_size()) == sizes
+
+
+def test_round_limit_status():
+    mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4 after 4 unit raises
+    assert jw.buyer_optimal_equilibrium(mkt, step="unit", max_rounds=4).status == 1
+    done = jw.buyer_optimal_equilibrium(mkt, step="unit", max_rounds=5)
+    assert done.status == 0 and done.prices.tolist() == [4]
