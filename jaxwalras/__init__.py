@@ -16,5 +16,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # --- seed 001: multi-unit matching markets -------------------------------------------
+from jaxwalras.multiunit import (MultiUnitMarket, PreferredBundles, indirect_utility,
+                                 lyapunov, preferred_bundles, stack_markets)
+from jaxwalras.auction import STATUS, AuctionResult, buyer_optimal_equilibrium, reoptimize
+from jaxwalras.checks import check_walrasian, is_walrasian
+from jaxwalras.lp import lp_min_walrasian_prices
 # --- seed 000: non-convex economies ----------------------------------------------------
+from .economy import MenuEconomy  # noqa: E402
+from .convexified import (ConvexifiedResult, convexified_equilibrium,  # noqa: E402
+                          demand_gaps, dual_objective, smoothed_equilibrium,
+                          SmoothedEquilibrium)
+from . import examples  # noqa: E402,F401
 # --- seed 002: combinatorial markets ---------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxwalras import flows as _flows
 from jaxwalras._validation import as_int_array
+from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_prices
 
@@ -91,6 +92,44 @@ def _long_steps(v, d, s, p, X):
     return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
+#: ``backend="auto"`` uses the all-device auction (subset-enumeration cuts) on
+#: accelerators up to this many objects, and host max flows otherwise.
+DEVICE_MAX_OBJECTS = 12
+
+
+@partial(jax.jit, static_argnames=("step", "max_rounds"))
+def _device_auction(v, d, s, p0, step: str, max_rounds: int):
+    """The whole ascending auction on the device for a batch (left-most cuts by subset
+    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running."""
+    m = v.shape[-1]
+    table = _cuts.subset_table(m)
+    cap = jnp.asarray(2 * MAX_VALUE, p0.dtype)
+    bundles = jax.vmap(_greedy.preferred_bundles)
+    cuts = jax.vmap(_cuts.leftmost_cut, in_axes=(0, 0, 0, 0, None))
+    steps = jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))
+
+    def cond(state):
+        _, _, running, rounds = state
+        return jnp.any(running) & (rounds < max_rounds)
+
+    def body(state):
+        p, raises, running, rounds = state
+        b = bundles(v, d, s, p)
+        X, over = cuts(b.strict, b.marginal, b.r, s, table)
+        running = running & over
+        k = jnp.ones_like(raises) if step == "unit" else steps(v, d, s, p, X, cap)
+        p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
+        return p, raises + running.astype(raises.dtype), running, rounds + 1
+
+    B = v.shape[0]
+    init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
+    p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
+    # a market still marked running after the last round may in fact be competitive
+    b = bundles(v, d, s, p)
+    _, over = cuts(b.strict, b.marginal, b.r, s, table)
+    return p, raises, running & over, rounds, b
+
+
 def _bucket(count: int, full: int) -> int:
     """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
 
@@ -151,7 +190,7 @@ def _cut_sets(net: _flows.UnionNetwork, reach: np.ndarray) -> np.ndarray:
 
 def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               step: Step = "long", warm_start: bool = True,
-                              backend: Literal["scipy", "networkx"] = "scipy",
+                              backend: Literal["auto", "device", "scipy", "networkx"] = "auto",
                               max_rounds: int = 1_000_000,
                               allocation: bool = True) -> AuctionResult:
     """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
@@ -175,9 +214,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         max flow per probe; ``"unit"``: ``k = 1`` (the plain auction, pseudo-polynomial).
       warm_start: carry the previous round's flow into the new network and augment from
         there (scipy backend).
-      backend: ``"scipy"`` (one ``scipy.sparse.csgraph.maximum_flow`` call per round over
-        the disjoint union of all running markets' networks) or ``"networkx"`` (one
-        networkx flow per market; the slow reference).
+      backend: ``"device"``: the whole auction in one jitted ``while_loop`` on the device,
+        left-most cuts by enumerating the ``2^m`` object sets (:mod:`jaxwalras.kernels.cuts`;
+        ``m <= 16``), only the final allocation flow on the host; ``"scipy"``: one
+        ``scipy.sparse.csgraph.maximum_flow`` call per round over the disjoint union of all
+        running markets' networks; ``"networkx"``: one networkx flow per market (the slow
+        reference); ``"auto"`` (default): ``"device"`` on GPU/TPU when ``m <= 12``, else
+        ``"scipy"``.
       max_rounds: safety bound on rounds; markets that hit it get ``status == 1``.
       allocation: also compute a Walrasian allocation (one more union max flow).
 
@@ -195,8 +238,17 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
     if step not in ("long", "search", "unit"):
         raise ValueError(f"step: must be 'long', 'search' or 'unit', got {step!r}")
-    if backend not in ("scipy", "networkx"):
-        raise ValueError(f"backend: must be 'scipy' or 'networkx', got {backend!r}")
+    if backend not in ("auto", "device", "scipy", "networkx"):
+        raise ValueError(f"backend: must be 'auto', 'device', 'scipy' or 'networkx', got {backend!r}")
+    if backend == "device" and market.n_objects > 16:
+        raise ValueError(f"backend: 'device' enumerates 2^m object sets and allows at most 16 "
+                         f"objects, the market has {market.n_objects}; use 'scipy'")
+    if backend == "device" and step == "search":
+        raise ValueError("step: 'search' probes with host max flows; use backend='scipy' or "
+                         "'networkx' with it, or step='long' on the device")
+    if backend == "auto":
+        backend = ("device" if (market.n_objects <= DEVICE_MAX_OBJECTS and step != "search"
+                                and jax.default_backend() != "cpu") else "scipy")
     if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
         raise ValueError(f"max_rounds: must be a positive integer, got {max_rounds!r}")
     batch = market.batch_shape
@@ -227,6 +279,19 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     prev_x = np.zeros((B, n, m), np.int64)
     active = np.arange(B)
     rounds = 0
+    if backend == "device":
+        t0 = time.perf_counter()
+        p_fin, raises, running, rounds, b = _device_auction(
+            v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
+            int(min(max_rounds, 2**31 - 1)))
+        prices = np.array(p_fin, np.int64)
+        iterations = np.array(raises, np.int64)
+        strict, marginal, r, case_a = _to_host(b)
+        status[np.asarray(running)] = 1
+        rounds = int(rounds)
+        active = np.zeros(0, np.int64)
+        t_dev += time.perf_counter() - t0
+        backend = "scipy"           # the final allocation flow runs on the host
     while len(active) and rounds < max_rounds:
         rounds += 1
         t0 = time.perf_counter()
@@ -260,7 +325,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         iterations[active_next] += 1
         t_dev += time.perf_counter() - t0
         active = active_next
-    if rounds >= max_rounds and len(active):
+    if len(active):
         status[active] = 1
 
     alloc = np.zeros((B, n, m), np.int64)
