@@ -28,3 +28,11 @@ from .convexified import (ConvexifiedResult, convexified_equilibrium,  # noqa: E
                           SmoothedEquilibrium)
 from . import examples  # noqa: E402,F401
 # --- seed 002: combinatorial markets ---------------------------------------------------
+from .combinatorial import (  # noqa: E402
+    CWEResult, DemandResult, ItemPriceWelfareResult, OptimalAllocationResult,
+    SetFunctionMarket, WalrasianResult, allocation_welfare, ascending_auction,
+    best_item_price_welfare, bundle_demand, check_cwe, combinatorial_walrasian_equilibrium,
+    is_gross_substitutes, item_demand, optimal_allocation, walrasian_equilibrium,
+)
+from .combinatorial import ItemPriceAuctionResult  # noqa: E402
+from . import cats  # noqa: E402  (CATS workload generators: jw.cats.regions(...), ...)
