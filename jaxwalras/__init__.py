@@ -27,6 +27,13 @@ from .convexified import (ConvexifiedResult, convexified_equilibrium,  # noqa: E
                           demand_gaps, dual_objective, smoothed_equilibrium,
                           SmoothedEquilibrium)
 from . import examples  # noqa: E402,F401
+# seed 000, issue 4: rounding, mechanisms, bound-form welfare theorem
+from .rounding import RoundingResult, shapley_folkman_rounding, worst_case_reserve  # noqa: E402
+from .mechanisms import (MarkupResult, RationingResult, markup_mechanism,  # noqa: E402
+                         rationing_mechanism)
+from .welfare import (EfficientAllocation, WelfareBound, efficient_allocation,  # noqa: E402
+                      welfare_bound)
+from .economy_json import load_economy, save_economy  # noqa: E402
 # --- seed 002: combinatorial markets ---------------------------------------------------
 from .combinatorial import (  # noqa: E402
     CWEResult, DemandResult, ItemPriceWelfareResult, OptimalAllocationResult,

@@ -1,0 +1,139 @@
+"""Benchmark: the markup mechanism (Milgrom & Watt) end to end.
+
+Part A -- large single-good markets (Table 1 at scale, N buyers, v, q ~ U[0,1]):
+  jaxwalras   ``jw.markup_mechanism`` (exact breakpoint scan, jitted sort + cumsum on device)
+  numpy       the same exact scan written in numpy (float64, one market at a time)
+  highs-grid  the generic mechanism on per-economy HiGHS LPs (``method="lp"``), the
+              approach a user without the scan would take (run only for N <= --highs-max-n)
+Part B -- batches of small multi-good economies with fixed costs and indivisible bundles:
+  jaxwalras   ``jw.markup_mechanism(batch, method="device")`` (one batched convexified solve
+              per search phase, vectorised rounding)
+  highs       the same mechanism built on per-economy HiGHS LP solves, looped over the
+              economies (timed on a subset of --baseline-items and extrapolated per item)
+
+Accuracy columns: agreement of the markups (|difference|) and whether every outcome
+satisfies the definition (``converged``).
+
+Usage:  python benchmarks/bench_mechanisms.py [--quick] [--sizes 1000 10000 ...]
+        [--batch 64] [--out PATH.json]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import markdown_table, timeit, write_json  # noqa: E402
+
+import jaxwalras as jw  # noqa: E402
+
+
+def numpy_exact_markup(v: np.ndarray, q: np.ndarray, c: float, K: float) -> float:
+    """The exact least-markup scan in plain numpy (the CPU baseline for Part A)."""
+    o = np.argsort(-v)
+    vs, qs = v[o], q[o]
+    X = np.cumsum(qs)
+    vn = np.append(vs[1:], -np.inf)
+    units = np.ceil(X - 1e-12 * (1 + X))
+    bc = np.maximum(np.maximum(vn, c), c * units / X)
+    ac = np.where(bc <= vs, bc / c - 1, np.inf)
+    bk = np.maximum(vn, c * K / X)
+    ak = np.where(bk <= vs, K / X - 1, np.inf)
+    a0 = max(max(vs[0], c) / c - 1, 0.0)
+    return float(min(a0, ac.min(), ak.min()))
+
+
+def part_a(sizes, highs_max_n, repeat):
+    rows = []
+    for N in sizes:
+        eco = jw.examples.large_single_good_market(jax.random.PRNGKey(N), N)
+        v = eco.buyer_values[..., 1] / eco.buyer_bundles[..., 1, 0]
+        q = eco.buyer_bundles[..., 1, 0]
+        K = float(eco.n_seller_options - 1)
+        t_jw = timeit(lambda: jw.markup_mechanism(eco).markup, repeat=repeat)
+        mk = jw.markup_mechanism(eco)
+        t_np = timeit(lambda: numpy_exact_markup(v, q, 0.5, K), repeat=repeat)
+        a_np = numpy_exact_markup(v, q, 0.5, K)
+        row = {"N": N, "jaxwalras_s": t_jw, "numpy_s": t_np, "speedup_vs_numpy": t_np / t_jw,
+               "markup": float(mk.markup), "markup_x_N": float(mk.markup) * N,
+               "certified": bool(mk.certified_minimal), "valid": bool(mk.converged),
+               "abs_diff_vs_numpy": abs(float(mk.markup) - a_np)}
+        if N <= highs_max_n:
+            t0 = time.perf_counter()
+            mh = jw.markup_mechanism(eco, method="lp", exact_single_good=False)
+            t_h = time.perf_counter() - t0
+            row.update(highs_grid_s=t_h, speedup_vs_highs=t_h / t_jw,
+                       highs_markup=float(mh.markup))
+        else:
+            row.update(highs_grid_s="n/a", speedup_vs_highs="n/a", highs_markup="n/a")
+        rows.append(row)
+        print(f"  N={N}: jaxwalras {t_jw:.3g}s, numpy {t_np:.3g}s", flush=True)
+    return rows
+
+
+def part_b(batch, baseline_items, n_buyers, n_sellers, n_goods, repeat):
+    eco = jw.examples.fixed_cost_economy(0, n_buyers=n_buyers, n_sellers=n_sellers,
+                                         n_goods=n_goods, batch_shape=(batch,))
+    jw.markup_mechanism(eco[:2], method="device")               # compile small shapes
+    t_jw = timeit(lambda: jw.markup_mechanism(eco, method="device").markup, repeat=repeat,
+                  warmup=1)
+    mk = jw.markup_mechanism(eco, method="device")
+    m = min(batch, baseline_items)
+    t0 = time.perf_counter()
+    base = [jw.markup_mechanism(eco[i], method="lp") for i in range(m)]
+    t_h = (time.perf_counter() - t0) / m
+    diffs = [abs(float(base[i].markup) - float(mk.markup[i])) for i in range(m)]
+    return [{"batch": batch, "N": n_buyers, "F": n_sellers, "L": n_goods,
+             "jaxwalras_per_item_s": t_jw / batch, "highs_per_item_s": t_h,
+             "speedup": t_h / (t_jw / batch), "baseline_items_timed": m,
+             "valid_fraction": float(np.mean(mk.converged)),
+             "max_abs_markup_diff": float(max(diffs)),
+             "mean_markup": float(np.mean(mk.markup))}]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
+    ap.add_argument("--highs-max-n", type=int, default=1_000,
+                    help="largest N for the HiGHS-grid baseline in part A")
+    ap.add_argument("--batch", type=int, default=64, help="economies in part B")
+    ap.add_argument("--baseline-items", type=int, default=8,
+                    help="part B: economies timed with the HiGHS baseline (extrapolated per item)")
+    ap.add_argument("--n-buyers", type=int, default=8)
+    ap.add_argument("--n-sellers", type=int, default=3)
+    ap.add_argument("--n-goods", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.highs_max_n, args.batch, args.baseline_items, args.repeat = \
+            [1_000, 10_000], 1_000, 4, 2, 1
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                   f"mechanisms_{jax.default_backend()}.json")
+    print("part A: large single-good markets", flush=True)
+    rows_a = part_a(args.sizes, args.highs_max_n, args.repeat)
+    print(markdown_table(rows_a, ["N", "jaxwalras_s", "numpy_s", "speedup_vs_numpy",
+                                  "highs_grid_s", "speedup_vs_highs", "markup", "markup_x_N",
+                                  "certified", "valid", "abs_diff_vs_numpy"]))
+    print("\npart B: batches of small multi-good economies", flush=True)
+    rows_b = part_b(args.batch, args.baseline_items, args.n_buyers, args.n_sellers,
+                    args.n_goods, args.repeat)
+    print(markdown_table(rows_b, ["batch", "N", "F", "L", "jaxwalras_per_item_s",
+                                  "highs_per_item_s", "speedup", "baseline_items_timed",
+                                  "valid_fraction", "max_abs_markup_diff"]))
+    print(f"(HiGHS baseline timed on {rows_b[0]['baseline_items_timed']} economies and "
+          "extrapolated per item; highs-grid in part A only for N <= "
+          f"{args.highs_max_n})")
+    write_json(out, {"benchmark": "mechanisms", "args": vars(args),
+                     "large_single_good": rows_a, "small_batches": rows_b})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
