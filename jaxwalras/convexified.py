@@ -381,21 +381,28 @@ def _exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 6,
                           smf[todo], af[todo])
         e = eps[todo][:, None, None]
         cand_b[todo] |= bmf[todo] & (u.max(-1, keepdims=True) - u <= e * (1 + af[todo])[:, None, None])
+        # buyers may always fall back to the empty option: keeps restricted LPs feasible
+        cand_b[todo, :, 0] = True
         cand_s[todo] |= smf[todo] & (w.max(-1, keepdims=True) - w <= e)
         if rnd == rounds:  # give up restricting: full LP
             cand_b[todo], cand_s[todo] = bmf[todo], smf[todo]
-        for s0 in range(0, todo.size, block):
-            t = todo[s0:s0 + block]
+        def solve(t):
             okb, Pb, Lb, Mb, itb = _solve_lp_blocks(Xf[t], Vf[t], cand_b[t], Yf[t], Cf[t],
                                                     cand_s[t], af[t], rf[t])
             if okb.all():
                 ok[t], P[t], LAM[t], MU[t] = okb, Pb, Lb, Mb
                 it[t] += itb
-                continue
-            for b in t:  # the joint LP failed: solve its blocks one by one
+            elif len(t) == 1:
+                b = t[0]
                 ok[b], P[b], LAM[b], MU[b], nit = _solve_lp(
                     Xf[b], Vf[b], cand_b[b], Yf[b], Cf[b], cand_s[b], float(af[b]), rf[b])
                 it[b] += nit
+            else:  # the joint LP failed (some block infeasible): split it in halves
+                solve(t[:len(t) // 2])
+                solve(t[len(t) // 2:])
+
+        for s0 in range(0, todo.size, block):
+            solve(todo[s0:s0 + block])
         dual, primal, gap, rel, infeas = _certificate(
             P[todo], LAM[todo], MU[todo], Xf[todo], Vf[todo], bmf[todo], Yf[todo], Cf[todo],
             smf[todo], af[todo], rf[todo])
