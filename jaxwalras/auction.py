@@ -30,6 +30,7 @@ from jaxwalras._validation import as_int_array
 from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_prices
+from jaxwalras.multiunit import _bundles_flat as _bundles
 
 __all__ = ["AuctionResult", "buyer_optimal_equilibrium", "reoptimize", "STATUS"]
 
@@ -68,9 +69,9 @@ class AuctionResult(NamedTuple):
 
 # ---------------------------------------------------------------------------- device --
 
-@jax.jit
-def _bundles(v, d, s, p):
-    return jax.vmap(_greedy.preferred_bundles)(v, d, s, p)
+def _batched_long_step(v, d, s, p, X):
+    cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
+    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
 @partial(jax.jit, static_argnames=("step",))
@@ -79,17 +80,13 @@ def _advance(v, d, s, p, X, step: str):
     if step == "unit":
         k = jnp.ones(p.shape[0], p.dtype)
     else:
-        cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
-        k = jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
+        k = _batched_long_step(v, d, s, p, X)
     k = jnp.where(jnp.any(X, axis=1), k, 0)
     p_new = p + k[:, None] * X.astype(p.dtype)
-    return p_new, k, jax.vmap(_greedy.preferred_bundles)(v, d, s, p_new)
+    return p_new, k, _bundles(v, d, s, p_new)
 
 
-@jax.jit
-def _long_steps(v, d, s, p, X):
-    cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
-    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
+_long_steps = jax.jit(_batched_long_step)
 
 
 #: ``backend="auto"`` uses the all-device auction (subset-enumeration cuts) on
@@ -103,10 +100,7 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int):
     enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running."""
     m = v.shape[-1]
     table = _cuts.subset_table(m)
-    cap = jnp.asarray(2 * MAX_VALUE, p0.dtype)
-    bundles = jax.vmap(_greedy.preferred_bundles)
     cuts = jax.vmap(_cuts.leftmost_cut, in_axes=(0, 0, 0, 0, None))
-    steps = jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))
 
     def cond(state):
         _, _, running, rounds = state
@@ -114,10 +108,10 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int):
 
     def body(state):
         p, raises, running, rounds = state
-        b = bundles(v, d, s, p)
+        b = _bundles(v, d, s, p)
         X, over = cuts(b.strict, b.marginal, b.r, s, table)
         running = running & over
-        k = jnp.ones_like(raises) if step == "unit" else steps(v, d, s, p, X, cap)
+        k = jnp.ones_like(raises) if step == "unit" else _batched_long_step(v, d, s, p, X)
         p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
         return p, raises + running.astype(raises.dtype), running, rounds + 1
 
@@ -125,7 +119,7 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int):
     init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
     p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
     # a market still marked running after the last round may in fact be competitive
-    b = bundles(v, d, s, p)
+    b = _bundles(v, d, s, p)
     _, over = cuts(b.strict, b.marginal, b.r, s, table)
     return p, raises, running & over, rounds, b
 
@@ -182,10 +176,6 @@ def _xij(net: _flows.UnionNetwork, flow: np.ndarray, A: int, n: int, m: int) -> 
     fo = (net.kind == _flows.F_OBJ) | (net.kind == _flows.M_OBJ)
     np.add.at(x, (net.market[fo], net.buyer[fo], net.obj[fo]), flow[fo])
     return x
-
-
-def _cut_sets(net: _flows.UnionNetwork, reach: np.ndarray) -> np.ndarray:
-    return reach[net.object_node]
 
 
 def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
@@ -303,7 +293,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         nflows[active] += 1
         if warm_start:
             prev_x[active] = _xij(net, flow, len(active), n, m)
-        X = _cut_sets(net, reach)
+        X = reach[net.object_node]
         t_flow += time.perf_counter() - t0
         active_next = active[~saturated]
         if len(active_next) == 0:
@@ -367,14 +357,18 @@ def _pad_rows(rows: np.ndarray, B: int) -> np.ndarray:
     return np.concatenate([rows, np.full(size - len(rows), rows[0])])
 
 
-def _advance_active(v, d, s, prices, rows, X, step, B):
-    """Device step for the markets ``rows`` (padded to a bucketed size)."""
+def _padded_args(v, d, s, prices, rows, X, B):
+    """Kernel arguments for the markets ``rows``, padded to a bucketed batch size."""
     idx = _pad_rows(rows, B)
     Xp = np.zeros((len(idx), X.shape[1]), bool)
     Xp[:len(rows)] = X
     jidx = jnp.asarray(idx)
-    p_new, k, b = _advance(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32),
-                           jnp.asarray(Xp), step)
+    return v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32), jnp.asarray(Xp)
+
+
+def _advance_active(v, d, s, prices, rows, X, step, B):
+    """Device step for the markets ``rows`` (padded to a bucketed size)."""
+    p_new, k, b = _advance(*_padded_args(v, d, s, prices, rows, X, B), step)
     host = _to_host(b)
     cut = len(rows)
     return (np.asarray(p_new, np.int64)[:cut], np.asarray(k, np.int64)[:cut],
@@ -402,12 +396,7 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
     vv = np.asarray(v, np.int64)[rows]
     u = vv - prices[rows][:, None, :]
     hi = np.where(X[:, None, :], u, 0).max(axis=(1, 2)) + 2   # ok(hi) is False
-    idx = _pad_rows(rows, B)
-    Xp = np.zeros((len(idx), X.shape[1]), bool)
-    Xp[:A] = X
-    jidx = jnp.asarray(idx)
-    K = np.asarray(_long_steps(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32),
-                               jnp.asarray(Xp)), np.int64)[:A]
+    K = np.asarray(_long_steps(*_padded_args(v, d, s, prices, rows, X, B)), np.int64)[:A]
     lo = np.minimum(K, hi - 1)                                  # ok(lo) is True
     galloping = np.ones(A, bool)
     nprobe = np.zeros(A, np.int64)

@@ -67,6 +67,42 @@ def _arcs(mask, tail, head, cap, kind, market, buyer=None, obj=None):
     return t, h, c, np.full(len(idx[0]), kind), mk, b, o
 
 
+def _market_arcs(strict, marginal, m_cap, supplies, per):
+    """Arcs shared by N(p) and N'(p) for a batch ``(A, n, m)``, markets laid out ``per``
+    nodes apart from node 2: source -> i^F (cap s(F_i)), i^F -> j in F_i, source -> i^M
+    (cap ``m_cap``), i^M -> j in M_i, j -> sink (buyer->object and sink arcs cap s_j).
+    Returns the arc parts, the market base node ids, the i^M and object node ids, s(F_i)."""
+    A, n, m = strict.shape
+    s = supplies.astype(np.int64)
+    m_cap = m_cap.astype(np.int64)
+    base = 2 + per * np.arange(A, dtype=np.int64)
+    iF = base[:, None] + np.arange(n)[None, :]
+    iM = iF + n
+    jn = base[:, None] + 2 * n + np.arange(m)[None, :]
+    ar = np.arange(A)
+    mk_n = np.broadcast_to(ar[:, None], (A, n))
+    mk_m = np.broadcast_to(ar[:, None], (A, m))
+    mk_nm = np.broadcast_to(ar[:, None, None], (A, n, m))
+    b_n = np.broadcast_to(np.arange(n)[None, :], (A, n))
+    b_nm = np.broadcast_to(np.arange(n)[None, :, None], (A, n, m))
+    o_nm = np.broadcast_to(np.arange(m)[None, None, :], (A, n, m))
+    o_m = np.broadcast_to(np.arange(m)[None, :], (A, m))
+    s_nm = np.broadcast_to(s[:, None, :], (A, n, m))
+    to_obj = np.broadcast_to(jn[:, None, :], (A, n, m))
+    sF = (strict * s[:, None, :]).sum(-1)
+    parts = [
+        _arcs(sF > 0, 0, iF, sF, SRC_F, mk_n, buyer=b_n),
+        _arcs(m_cap > 0, 0, iM, m_cap, SRC_M, mk_n, buyer=b_n),
+        _arcs(strict & (s_nm > 0), np.broadcast_to(iF[:, :, None], (A, n, m)), to_obj, s_nm,
+              F_OBJ, mk_nm, b_nm, o_nm),
+        _arcs(marginal & (s_nm > 0) & (m_cap[:, :, None] > 0),
+              np.broadcast_to(iM[:, :, None], (A, n, m)), to_obj, s_nm, M_OBJ, mk_nm, b_nm,
+              o_nm),
+        _arcs(s > 0, jn, 1, s, OBJ_SNK, mk_m, obj=o_m),
+    ]
+    return parts, base, iM, jn, sF
+
+
 def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
                     supplies: np.ndarray) -> UnionNetwork:
     """Union of the networks N(p) (DESIGN §1) for a batch ``(A, n, m)`` of markets.
@@ -76,32 +112,9 @@ def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
     capacity 0 are left out (they carry no flow and no residual capacity).
     """
     A, n, m = strict.shape
-    s = supplies.astype(np.int64)
     per = 2 * n + m
-    base = 2 + per * np.arange(A, dtype=np.int64)
-    iF = base[:, None] + np.arange(n)[None, :]
-    iM = iF + n
-    jn = base[:, None] + 2 * n + np.arange(m)[None, :]
-    mk_n = np.broadcast_to(np.arange(A)[:, None], (A, n))
-    mk_m = np.broadcast_to(np.arange(A)[:, None], (A, m))
-    mk_nm = np.broadcast_to(np.arange(A)[:, None, None], (A, n, m))
-    b_n = np.broadcast_to(np.arange(n)[None, :], (A, n))
-    b_nm = np.broadcast_to(np.arange(n)[None, :, None], (A, n, m))
-    o_nm = np.broadcast_to(np.arange(m)[None, None, :], (A, n, m))
-    o_m = np.broadcast_to(np.arange(m)[None, :], (A, m))
-    sF = (strict * s[:, None, :]).sum(-1)
     rr = r.astype(np.int64)
-    s_nm = np.broadcast_to(s[:, None, :], (A, n, m))
-    parts = [
-        _arcs(sF > 0, 0, iF, sF, SRC_F, mk_n, buyer=b_n),
-        _arcs(rr > 0, 0, iM, rr, SRC_M, mk_n, buyer=b_n),
-        _arcs(strict & (s_nm > 0), np.broadcast_to(iF[:, :, None], (A, n, m)),
-              np.broadcast_to(jn[:, None, :], (A, n, m)), s_nm, F_OBJ, mk_nm, b_nm, o_nm),
-        _arcs(marginal & (s_nm > 0) & (rr[:, :, None] > 0),
-              np.broadcast_to(iM[:, :, None], (A, n, m)),
-              np.broadcast_to(jn[:, None, :], (A, n, m)), s_nm, M_OBJ, mk_nm, b_nm, o_nm),
-        _arcs(s > 0, jn, 1, s, OBJ_SNK, mk_m, obj=o_m),
-    ]
+    parts, _, _, jn, sF = _market_arcs(strict, marginal, rr, supplies, per)
     t, h, c, k, mk, b, o = _concat(parts)
     return UnionNetwork(2 + per * A, t, h, c, mk, k, b, o, sF.sum(-1) + rr.sum(-1), jn)
 
@@ -121,41 +134,23 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     s = supplies.astype(np.int64)
     d = demands.astype(np.int64)
     per = 2 * n + m + 2
-    base = 2 + per * np.arange(A, dtype=np.int64)
-    iF = base[:, None] + np.arange(n)[None, :]
-    iM = iF + n
-    jn = base[:, None] + 2 * n + np.arange(m)[None, :]
+    rest = d - (strict * s[:, None, :]).sum(-1)
+    parts, base, iM, jn, _ = _market_arcs(strict, marginal, rest, s, per)
     dob = base + 2 * n + m          # dummy object
     dbu = dob + 1                   # dummy buyer
     big = int(s.sum() + d.sum() + 1)
     ar = np.arange(A)
     mk_n = np.broadcast_to(ar[:, None], (A, n))
     mk_m = np.broadcast_to(ar[:, None], (A, m))
-    mk_nm = np.broadcast_to(ar[:, None, None], (A, n, m))
-    b_n = np.broadcast_to(np.arange(n)[None, :], (A, n))
-    b_nm = np.broadcast_to(np.arange(n)[None, :, None], (A, n, m))
-    o_nm = np.broadcast_to(np.arange(m)[None, None, :], (A, n, m))
-    o_m = np.broadcast_to(np.arange(m)[None, :], (A, m))
-    s_nm = np.broadcast_to(s[:, None, :], (A, n, m))
-    sF = (strict * s[:, None, :]).sum(-1)
-    rest = d - sF
     caseB = ~case_a.astype(bool)
     sum_s = s.sum(-1)
     sum_d = d.sum(-1)
-    parts = [
-        _arcs(sF > 0, 0, iF, sF, SRC_F, mk_n, buyer=b_n),
-        _arcs(rest > 0, 0, iM, rest, SRC_M, mk_n, buyer=b_n),
-        _arcs(strict & (s_nm > 0), np.broadcast_to(iF[:, :, None], (A, n, m)),
-              np.broadcast_to(jn[:, None, :], (A, n, m)), s_nm, F_OBJ, mk_nm, b_nm, o_nm),
-        _arcs(marginal & (s_nm > 0) & (rest[:, :, None] > 0),
-              np.broadcast_to(iM[:, :, None], (A, n, m)),
-              np.broadcast_to(jn[:, None, :], (A, n, m)), s_nm, M_OBJ, mk_nm, b_nm, o_nm),
+    parts += [
         _arcs(caseB & (rest > 0), iM, np.broadcast_to(dob[:, None], (A, n)), big, M_DUMMY,
-              mk_n, buyer=b_n),
-        _arcs(s > 0, jn, 1, s, OBJ_SNK, mk_m, obj=o_m),
+              mk_n, buyer=np.broadcast_to(np.arange(n)[None, :], (A, n))),
         _arcs(sum_s > 0, 0, dbu, sum_s, SRC_DB, ar),
         _arcs((prices == 0) & (s > 0), np.broadcast_to(dbu[:, None], (A, m)), jn, s, DB_OBJ,
-              mk_m, obj=o_m),
+              mk_m, obj=np.broadcast_to(np.arange(m)[None, :], (A, m))),
         _arcs(sum_s > 0, dbu, dob, big, DB_DUMMY, ar),
         _arcs(sum_d > 0, dob, 1, sum_d, DUMMY_SNK, ar),
     ]

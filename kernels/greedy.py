@@ -183,13 +183,13 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     _, taken = forced_units(v, d, s, prices, in_set)
     big = jnp.asarray(cap, u.dtype)
     taken_x = (taken > 0) & in_set[None, :]
+    # smallest payoff of a taken X object: it reaches 0 after t_zero raises
     t_zero = jnp.min(jnp.where(taken_x, u, big), axis=1)
     slack = (~in_set)[None, :] & (u > 0) & (taken < s[None, :])
-    # min over taken X objects j minus max over slack non-X objects k of u_ik
-    umin_taken = jnp.min(jnp.where(taken_x, u, big), axis=1)
+    # it ties with the best slack non-X object after t_zero - max_k u_ik raises
     umax_slack = jnp.max(jnp.where(slack, u, -big), axis=1)
     t_tie = jnp.where(jnp.any(slack, axis=1) & jnp.any(taken_x, axis=1),
-                      umin_taken - umax_slack, big)
+                      t_zero - umax_slack, big)
     step = jnp.minimum(jnp.min(t_zero), jnp.min(t_tie))
     return jnp.clip(step, 1, big)
 
