@@ -38,8 +38,8 @@ def brute_opt(v):
     return best
 
 
-def primal_config_lp(v):
-    """max sum v_i(S) x_iS, sum_S x_iS <= 1, sum_{i, S ni j} x_iS <= 1, x >= 0 (HiGHS)."""
+def config_constraints(v):
+    """Columns (buyer, set) and rows: one per buyer (<= 1 set), one per item (<= 1 holder)."""
     n, t = v.shape
     m = t.bit_length() - 1
     cols = [(i, s) for i in range(n) for s in range(1, t)]
@@ -48,7 +48,13 @@ def primal_config_lp(v):
         a[i, c] = 1
         for j in members(s, m):
             a[n + j, c] = 1
-    res = linprog(-np.array([v[i, s] for i, s in cols]), A_ub=a, b_ub=np.ones(n + m),
+    return cols, a
+
+
+def primal_config_lp(v):
+    """max sum v_i(S) x_iS, sum_S x_iS <= 1, sum_{i, S ni j} x_iS <= 1, x >= 0 (HiGHS)."""
+    cols, a = config_constraints(v)
+    res = linprog(-np.array([v[i, s] for i, s in cols]), A_ub=a, b_ub=np.ones(a.shape[0]),
                   bounds=(0, None), method="highs")
     assert res.status == 0
     return -res.fun
@@ -56,14 +62,7 @@ def primal_config_lp(v):
 
 def milp_opt(v):
     """Integral configuration programme through scipy.optimize.milp."""
-    n, t = v.shape
-    m = t.bit_length() - 1
-    cols = [(i, s) for i in range(n) for s in range(1, t)]
-    a = np.zeros((n + m, len(cols)))
-    for c, (i, s) in enumerate(cols):
-        a[i, c] = 1
-        for j in members(s, m):
-            a[n + j, c] = 1
+    cols, a = config_constraints(v)
     res = milp(-np.array([v[i, s] for i, s in cols]), integrality=np.ones(len(cols)),
                bounds=(0, 1), constraints=LinearConstraint(a, -np.inf, 1))
     return -res.fun
