@@ -74,28 +74,47 @@ def _batched_long_step(v, d, s, p, X):
     return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
-@partial(jax.jit, static_argnames=("step",))
-def _advance(v, d, s, p, X, step: str):
-    """Raise every market's set X by its step; return new prices, steps, new bundles."""
+def _batched_jumps(v, d, s, p, nbits: int):
+    return jax.vmap(partial(_greedy.singleton_jumps, nbits=nbits))(v, d, s, p)
+
+
+@partial(jax.jit, static_argnames=("step", "nbits"))
+def _advance(v, d, s, p, X, step: str, nbits: int):
+    """Raise every market's set X by its step (then, if ``nbits``, the singleton jumps);
+    return new prices, steps, new bundles."""
     if step == "unit":
         k = jnp.ones(p.shape[0], p.dtype)
     else:
         k = _batched_long_step(v, d, s, p, X)
     k = jnp.where(jnp.any(X, axis=1), k, 0)
     p_new = p + k[:, None] * X.astype(p.dtype)
+    if nbits:
+        p_new = _batched_jumps(v, d, s, p_new, nbits)
     return p_new, k, _bundles(v, d, s, p_new)
+
+
+@partial(jax.jit, static_argnames=("nbits",))
+def _jump_and_bundles(v, d, s, p, nbits: int):
+    if nbits:
+        p = _batched_jumps(v, d, s, p, nbits)
+    return p, _bundles(v, d, s, p)
 
 
 _long_steps = jax.jit(_batched_long_step)
 
+
+#: Markets per device call of the host-flow auction (chunks bound memory and the number
+#: of compiled shapes: 16, 64 and 256 on CPU).
+CPU_CHUNK = 256
+ACCEL_CHUNK = 4096
 
 #: ``backend="auto"`` uses the all-device auction (subset-enumeration cuts) on
 #: accelerators up to this many objects, and host max flows otherwise.
 DEVICE_MAX_OBJECTS = 12
 
 
-@partial(jax.jit, static_argnames=("step", "max_rounds"))
-def _device_auction(v, d, s, p0, step: str, max_rounds: int):
+@partial(jax.jit, static_argnames=("step", "max_rounds", "nbits"))
+def _device_auction(v, d, s, p0, step: str, max_rounds: int, nbits: int = 0):
     """The whole ascending auction on the device for a batch (left-most cuts by subset
     enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running."""
     m = v.shape[-1]
@@ -113,9 +132,13 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int):
         running = running & over
         k = jnp.ones_like(raises) if step == "unit" else _batched_long_step(v, d, s, p, X)
         p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
+        if nbits:
+            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p, nbits), p)
         return p, raises + running.astype(raises.dtype), running, rounds + 1
 
     B = v.shape[0]
+    if nbits:
+        p0 = _batched_jumps(v, d, s, p0, nbits)
     init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
     p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
     # a market still marked running after the last round may in fact be competitive
@@ -127,7 +150,7 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int):
 def _bucket(count: int, full: int) -> int:
     """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
 
-    Keeps the number of distinct kernel shapes (compilations) at most ~log4(full)."""
+    Keeps the number of distinct kernel shapes (compilations) at most ~log4(chunk)."""
     size = 16
     while size < count:
         size *= 4
@@ -182,7 +205,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               step: Step = "long", warm_start: bool = True,
                               backend: Literal["auto", "device", "scipy", "networkx"] = "auto",
                               max_rounds: int = 1_000_000,
-                              allocation: bool = True) -> AuctionResult:
+                              allocation: bool = True,
+                              jumps: bool | None = None) -> AuctionResult:
     """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
 
     Starting from ``start`` (default ``0``; any integer vector known to be ``<= p*``),
@@ -213,6 +237,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         ``"scipy"``.
       max_rounds: safety bound on rounds; markets that hit it get ``status == 1``.
       allocation: also compute a Walrasian allocation (one more union max flow).
+      jumps: after every raise (and once before the first round) raise each
+        *individually* overdemanded object, on the device, to the price at which it stops
+        being so with the other prices fixed (:func:`jaxwalras.kernels.greedy.singleton_jumps`).
+        Such raises never pass ``p*`` (submodularity of the Lyapunov function), so the
+        result is unchanged, but far fewer rounds and max flows are needed. Default:
+        on for ``step="long"``, off for ``"unit"`` and ``"search"`` (which then are the
+        textbook auctions whose raise counts the seed analyses).
 
     Returns:
       :class:`AuctionResult` with ``prices``, ``allocation``, ``iterations`` (price
@@ -241,6 +272,10 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                                 and jax.default_backend() != "cpu") else "scipy")
     if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
         raise ValueError(f"max_rounds: must be a positive integer, got {max_rounds!r}")
+    if jumps is None:
+        jumps = step == "long"
+    if not isinstance(jumps, (bool, np.bool_)):
+        raise TypeError(f"jumps: must be True, False or None, got {jumps!r}")
     batch = market.batch_shape
     n, m = market.n_buyers, market.n_objects
     B = int(np.prod(batch, dtype=np.int64))
@@ -262,9 +297,16 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         alloc = np.zeros((B, n, m), np.int64)
         return _finish(batch, n, m, prices, alloc, iterations, nflows, status, {})
 
+    # bisection steps for the singleton jumps (2**nbits > every payoff + 2), rounded up
+    # to an even count so that similar value ranges share one compiled kernel
+    nbits = 0
+    if jumps:
+        nbits = int(int(np.max(market.values, initial=0)) + 2).bit_length()
+        nbits = max(4, nbits + nbits % 2)
     # current structure for every market
     t0 = time.perf_counter()
-    strict, marginal, r, case_a = _to_host(_bundles(v, d, s, jnp.asarray(prices, jnp.int32)))
+    if backend != "device":
+        prices, (strict, marginal, r, case_a) = _initial_jumps(v, d, s, prices, B, nbits)
     t_dev += time.perf_counter() - t0
     prev_x = np.zeros((B, n, m), np.int64)
     active = np.arange(B)
@@ -273,7 +315,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         p_fin, raises, running, rounds, b = _device_auction(
             v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
-            int(min(max_rounds, 2**31 - 1)))
+            int(min(max_rounds, 2**31 - 1)), nbits)
         prices = np.array(p_fin, np.int64)
         iterations = np.array(raises, np.int64)
         strict, marginal, r, case_a = _to_host(b)
@@ -309,7 +351,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             prices[active_next] += k[:, None] * Xa
             newb = _gather_bundles(v, d, s, prices, active_next, B)
         else:
-            newp, k, newb = _advance_active(v, d, s, prices, active_next, Xa, step, B)
+            newp, k, newb = _advance_active(v, d, s, prices, active_next, Xa, step, B, nbits)
             prices[active_next] = newp
         strict[active_next], marginal[active_next], r[active_next], case_a[active_next] = newb
         iterations[active_next] += 1
@@ -366,13 +408,39 @@ def _padded_args(v, d, s, prices, rows, X, B):
     return v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32), jnp.asarray(Xp)
 
 
-def _advance_active(v, d, s, prices, rows, X, step, B):
-    """Device step for the markets ``rows`` (padded to a bucketed size)."""
-    p_new, k, b = _advance(*_padded_args(v, d, s, prices, rows, X, B), step)
-    host = _to_host(b)
-    cut = len(rows)
-    return (np.asarray(p_new, np.int64)[:cut], np.asarray(k, np.int64)[:cut],
-            tuple(h[:cut] for h in host))
+def _chunk_size() -> int:
+    """Markets per device call: small chunks on CPU (few compiled shapes, cache-sized
+    arrays), large ones on accelerators."""
+    return CPU_CHUNK if jax.default_backend() == "cpu" else ACCEL_CHUNK
+
+
+def _advance_active(v, d, s, prices, rows, X, step, B, nbits=0):
+    """Device step for the markets ``rows``, in chunks padded to bucketed sizes."""
+    ch = _chunk_size()
+    ps, ks, bs = [], [], []
+    for lo in range(0, len(rows), ch):
+        r, x = rows[lo:lo + ch], X[lo:lo + ch]
+        p_new, k, b = _advance(*_padded_args(v, d, s, prices, r, x, B), step, nbits)
+        ps.append(np.asarray(p_new, np.int64)[:len(r)])
+        ks.append(np.asarray(k, np.int64)[:len(r)])
+        bs.append(tuple(h[:len(r)] for h in _to_host(b)))
+    return (np.concatenate(ps), np.concatenate(ks),
+            tuple(np.concatenate(parts) for parts in zip(*bs)))
+
+
+def _initial_jumps(v, d, s, prices, B, nbits):
+    """Singleton jumps from the start prices and the bundles there, for all markets."""
+    rows = np.arange(B)
+    ch = _chunk_size()
+    ps, bs = [], []
+    for lo in range(0, B, ch):
+        r = rows[lo:lo + ch]
+        idx = jnp.asarray(_pad_rows(r, B))
+        pj, b = _jump_and_bundles(v[idx], d[idx], s[idx],
+                                  jnp.asarray(prices[np.asarray(idx)], jnp.int32), nbits)
+        ps.append(np.asarray(pj, np.int64)[:len(r)])
+        bs.append(tuple(h[:len(r)] for h in _to_host(b)))
+    return np.concatenate(ps), tuple(np.concatenate(parts) for parts in zip(*bs))
 
 
 def _gather_bundles(v, d, s, prices, rows, B):

@@ -18,7 +18,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Bundles", "preferred_bundles", "forced_units", "long_step", "batched"]
+__all__ = ["Bundles", "preferred_bundles", "forced_units", "long_step", "own_price_demand",
+           "singleton_jumps", "batched"]
 
 
 class Bundles(NamedTuple):
@@ -192,6 +193,75 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
                       t_zero - umax_slack, big)
     step = jnp.minimum(jnp.min(t_zero), jnp.min(t_tie))
     return jnp.clip(step, 1, big)
+
+
+def own_price_demand(values: jax.Array, demands: jax.Array, supplies: jax.Array,
+                     prices: jax.Array, own: jax.Array) -> jax.Array:
+    """Fewest units of each object ``j`` that the buyers must take when ``j`` alone is
+    priced ``own[j]`` and every other object keeps its price in ``prices``.
+
+    Buyer ``i`` must take ``clip(d_i - A_ij, 0, s_j)`` units of ``j`` when ``j``'s payoff
+    ``w_ij = v_ij - own_j`` is positive, where ``A_ij = sum_{k != j, u_ik >= w_ij} s_k`` is
+    the supply of the alternatives that are at least as good (ties can replace ``j``);
+    this is the greedy structure's forced amount (``s_j`` on ``F_i``,
+    ``max(0, r_i - s(M_i minus j))`` on ``M_i``, else 0). Returns ``D`` ``(m,)``, the sum
+    over buyers; ``D_j`` is non-increasing in ``own_j``.
+    """
+    v, d, s = values, demands, supplies
+    n, m = v.shape
+    u = v - prices[None, :]
+    w = v - own[None, :]
+    if m <= PAIRWISE_MAX_OBJECTS:
+        ge = (u[:, :, None] >= w[:, None, :]) & ~jnp.eye(m, dtype=bool)[None]   # [i, k, j]
+        A = jnp.sum(jnp.where(ge, s[None, :, None], 0), axis=1)
+    else:
+        # per buyer: payoffs ascending with the supply at or above each position
+        order = jnp.argsort(u, axis=1)
+        ua = jnp.take_along_axis(u, order, axis=1)
+        above = jnp.cumsum(s[order][:, ::-1], axis=1)[:, ::-1]
+        above = jnp.concatenate([above, jnp.zeros((n, 1), above.dtype)], axis=1)
+        pos = jax.vmap(lambda a, x: jnp.searchsorted(a, x, side="left"))(ua, w)
+        A = jnp.take_along_axis(above, pos, axis=1) - jnp.where(u >= w, s[None, :], 0)
+    c = jnp.where(w > 0, jnp.clip(d[:, None] - A, 0, s[None, :]), 0)
+    return jnp.sum(c, axis=0)
+
+
+def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
+                    prices: jax.Array, nbits: int) -> jax.Array:
+    """Raise every individually overdemanded object to where it stops being so.
+
+    Object ``j`` is individually overdemanded at ``p`` when the units the buyers must
+    take, ``D_j(p_j)`` (:func:`own_price_demand`), exceed ``s_j``: then
+    ``Lyap(p + e_j) - Lyap(p) = s_j - D_j < 0``. If ``p <= p*`` this forces ``p_j < p*_j``:
+    otherwise submodularity of the L-natural-convex ``Lyap`` gives
+    ``Lyap(p* + e_j) - Lyap(p*) <= Lyap(p + e_j) - Lyap(p) < 0``, contradicting the
+    minimality of ``p*``. Applied along ``p + t e_j`` (``D_j`` falls as ``t`` grows) this
+    lets ``p_j`` rise to ``T_j = min{q >= p_j : D_j(q) <= s_j}`` with every other price
+    fixed, and the componentwise maximum of such raises is still ``<= p*``
+    (a Jacobi step of the "individual excess demand" tatonnement; Murota, Shioura and
+    Yang 2016 for the L-natural-convex setting). ``T_j`` is found by bisection in
+    ``nbits`` steps; ``2**nbits`` must exceed every payoff ``v_ij - p_j`` + 2.
+    Returns the new prices ``(m,)``.
+    """
+    v, d, s, p = values, demands, supplies, prices
+    n, m = v.shape
+    if n == 0 or m == 0:
+        return p
+    # Bisection for T_j on (lo, hi]: D(hi) == 0 <= s_j; D(lo) > s_j is assumed for
+    # lo = p_j - 1 (if j is not overdemanded at p_j, hi then closes in on p_j itself).
+    lo = p - 1
+    hi = p + jnp.maximum(jnp.max(v - p[None, :], axis=0), 0) + 1
+
+    def body(_, lh):
+        lo, hi = lh
+        mid = lo + (hi - lo) // 2
+        still = own_price_demand(v, d, s, p, mid) > s
+        still_open = hi - lo > 1
+        return (jnp.where(still_open & still, mid, lo),
+                jnp.where(still_open & ~still, mid, hi))
+
+    lo, hi = jax.lax.fori_loop(0, nbits, body, (lo, hi), unroll=True)
+    return hi
 
 
 def batched(fn, n_batch_axes: int = 1):

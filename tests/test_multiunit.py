@@ -171,9 +171,17 @@ def test_steps_flows_backends_and_batching_agree():
     ref = jw.buyer_optimal_equilibrium(mkt, step="unit", warm_start=False)
     for step in ("long", "search", "unit"):
         for warm in (True, False):
-            r = jw.buyer_optimal_equilibrium(mkt, step=step, warm_start=warm)
+            for jumps in (True, False):
+                r = jw.buyer_optimal_equilibrium(mkt, step=step, warm_start=warm, jumps=jumps)
+                np.testing.assert_array_equal(r.prices, ref.prices)
+                assert jw.check_walrasian(mkt, r.prices, r.allocation) == []
+    for step in ("long", "unit"):          # the all-device auction (subset-enumeration cuts)
+        for jumps in (True, False):
+            r = jw.buyer_optimal_equilibrium(mkt, step=step, backend="device", jumps=jumps)
             np.testing.assert_array_equal(r.prices, ref.prices)
             assert jw.check_walrasian(mkt, r.prices, r.allocation) == []
+            if step == "unit" and not jumps:
+                np.testing.assert_array_equal(r.iterations, ref.iterations)
     nx_res = jw.buyer_optimal_equilibrium(mkt, backend="networkx")
     np.testing.assert_array_equal(nx_res.prices, ref.prices)
     assert jw.check_walrasian(mkt, nx_res.prices, nx_res.allocation) == []
@@ -295,6 +303,43 @@ def test_preferred_bundle_structure_brute_force(seed):
             assert (u == best) == bool(shape_ok), (V[i], d[i], s, p, x)
 
 
+def _min_units_brute(v, d, s, p, j):
+    """Fewest units of object j in any utility-maximising bundle, by enumeration."""
+    bundles = list(_all_bundles(d, s))
+    utils = np.array([(x * (v - p)).sum() for x in bundles])
+    return min(int(x[j]) for x, u in zip(bundles, utils) if u == utils.max())
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_singleton_jumps_brute_force_and_below_pstar(seed):
+    """own_price_demand equals brute-force forced units; each jump lands exactly where
+    the object stops being individually overdemanded; jumps from below p* stay below p*."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    V = rng.integers(0, 9, (n, m))
+    d = rng.integers(0, 4, n)
+    s = rng.integers(0, 3, m)
+    pstar = lp_prices(V, d, s)
+    p = np.maximum(pstar - rng.integers(0, 6, m), 0)       # any p <= p*
+    args = [jnp.asarray(a, jnp.int32) for a in (V, d, s)]
+
+    def D(j, q):
+        pq = p.copy()
+        pq[j] = q
+        return sum(_min_units_brute(V[i], d[i], s, pq, j) for i in range(n))
+
+    own = np.asarray(greedy.own_price_demand(*args, jnp.asarray(p, jnp.int32),
+                                             jnp.asarray(p, jnp.int32)))
+    assert own.tolist() == [D(j, p[j]) for j in range(m)]
+    new = np.asarray(greedy.singleton_jumps(*args, jnp.asarray(p, jnp.int32), nbits=6))
+    assert (new >= p).all() and (new <= pstar).all(), (V, d, s, p, new, pstar)
+    for j in range(m):
+        assert D(j, new[j]) <= s[j]                       # no longer overdemanded
+        if new[j] > p[j]:
+            assert D(j, new[j] - 1) > s[j]                # ... and not a unit earlier
+
+
 def test_pairwise_and_sort_kernels_agree(monkeypatch):
     rng = np.random.default_rng(9)
     V = jnp.asarray(rng.integers(0, 8, (20, 6, 7)), jnp.int32)
@@ -307,7 +352,8 @@ def test_pairwise_and_sort_kernels_agree(monkeypatch):
         b = jax.vmap(greedy.preferred_bundles)(V, d, s, p)
         f = jax.vmap(greedy.forced_units)(V, d, s, p, X)[0]
         k = jax.vmap(greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(V, d, s, p, X, cap)
-        return [np.asarray(a) for a in (*b, f, k)]
+        own = jax.vmap(greedy.own_price_demand)(V, d, s, p, p + 2 * X)
+        return [np.asarray(a) for a in (*b, f, k, own)]
     pairwise = run()
     monkeypatch.setattr(greedy, "PAIRWISE_MAX_OBJECTS", 0)
     sorted_ = run()
@@ -393,10 +439,11 @@ def test_no_recompilation_for_same_shapes():
     a = random_market(rng, 16, 6, 4, 50, 3, 3)
     b = random_market(rng, 16, 6, 4, 50, 3, 3)
     jw.buyer_optimal_equilibrium(a)
-    sizes = (_auction._advance._cache_size(), _auction._bundles._cache_size())
+    fns = (_auction._advance, _auction._bundles, _auction._jump_and_bundles)
+    sizes = [f._cache_size() for f in fns]
     jw.buyer_optimal_equilibrium(b)
     jw.buyer_optimal_equilibrium(a)
-    assert (_auction._advance._cache_size(), _auction._bundles._cache_size()) == sizes
+    assert [f._cache_size() for f in fns] == sizes
 
 
 def test_round_limit_status():
