@@ -4,10 +4,22 @@ Markup mechanism ``(alpha, p, omega)``: sellers choose from their supply sets at
 from their demand sets at ``(1+alpha) p``, production covers consumption in every good and
 buyers pay at least what sellers receive, ``(1+alpha) p.sum x >= p.sum y``.  For a fixed
 ``alpha`` we solve the convexified economy (values scaled by ``1/(1+alpha)``, auctioneer
-reserve ``R``) with :func:`jaxwalras.convexified_equilibrium` and round its vertex solution
-(:func:`jaxwalras.rounding.shapley_folkman_rounding`).  Budget feasibility is NOT monotone
-in ``alpha``, so we evaluate many markups in ONE batched call (a markup grid ``(G, 1)`` against
-the batch), then refine between the last infeasible and the first feasible grid point.
+reserve ``R``) and round its vertex solution (:func:`jaxwalras.rounding.shapley_folkman_rounding`).
+Budget feasibility is NOT monotone in ``alpha``, so we evaluate many markups in ONE batched
+call (``{0}`` plus a geometric grid, against every economy of the batch), then refine between
+the last infeasible and the first feasible grid point.
+For small economies (``method="device"``) every convexified LP of a call is solved EXACTLY at
+once by a batched dense dual simplex on the device
+(:func:`jaxwalras.kernels.mechanisms.convexified_lp_simplex`; each answer is certified in
+float64 against the full-menu dual, HiGHS takes the rare rest); larger economies go through
+:func:`jaxwalras.convexified_equilibrium`.
+The LP's optimal prices are often not unique (degenerate vertices have a whole face of dual
+optima) and budget feasibility depends on which one is used, so when the LP prices leave a
+deficit every candidate rounding is re-priced: the prices that keep it in everyone's
+demand/supply sets and maximise the budget surplus, a tiny LP in ``p``
+(:func:`jaxwalras.kernels.mechanisms.max_budget_prices`).  The answer then does not depend
+on which optimal prices the LP solver returned (HiGHS and the device simplex agree whenever
+they return the same optimal vertex).
 For one good with all-or-nothing buyers and one linear-cost integer seller (the paper's
 example and its large version) an exact breakpoint scan gives the least markup
 (:func:`jaxwalras.kernels.mechanisms.single_good_min_markup`).
@@ -152,90 +164,283 @@ def _reserve_levels(reserve: Any, eco: MenuEconomy, batch: tuple[int, ...], B: i
     return [np.array(r)]
 
 
-def _evaluate(eco: MenuEconomy, alphas: np.ndarray, R: np.ndarray, method: str,
-              max_combinations: int, solver_options: dict) -> dict:
-    """Convexify + round for a (G, B) grid of markups in ONE batched LP call."""
-    G, B = alphas.shape
-    if method == "device" and "chunk_size" not in solver_options:
+# --- generic search: many markups x economies per call ------------------------------------
+# Economies whose LP tableau has at most this many cells are solved EXACTLY on the device by
+# the batched dual simplex of :func:`jaxwalras.kernels.mechanisms.convexified_lp_simplex`
+# (method="device"); larger ones use :func:`jaxwalras.convexified_equilibrium`.
+_SIMPLEX_MAX_CELLS = 4096     # ~ the CPU break-even with the smoothed solver + exact finish
+_CHUNKS = (32, 256)           # padded batch sizes of the device LP kernels (one compile each);
+_CHUNKS_ACCEL = (32, 2048)    # on accelerators: fewer, larger calls
+_SIMPLEX_FNS: dict = {}
+
+
+def _simplex_fits(X: np.ndarray, Y: np.ndarray) -> bool:
+    N, Kb, L = X.shape[-3:]
+    F, Ks = Y.shape[-3:-1]
+    return (N + F + L) * (N * Kb + F * Ks + L + 1) <= _SIMPLEX_MAX_CELLS
+
+
+def _bucket(n: int, cap: int) -> int:
+    """Padded batch size: the next power of two (>= 8), at most ``cap`` (then chunks)."""
+    return int(min(cap, max(8, 2 ** int(np.ceil(np.log2(max(n, 1)))))))
+
+
+def _run_chunked(fn, args: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """Call ``fn`` on fixed-size chunks (``_CHUNKS``, padded by repeating the chunk's first
+    row): at most two compiled shapes per economy shape, never one per call."""
+    import jax
+    sizes = _CHUNKS if jax.default_backend() == "cpu" else _CHUNKS_ACCEL
+    size = sizes[0] if n <= sizes[0] else sizes[-1]
+    outs = []
+    for s0 in range(0, n, size):
+        sel = np.arange(s0, s0 + size)
+        sel = np.where(sel < n, sel, s0)
+        res = fn(*(a[sel] for a in args))
+        m = min(size, n - s0)
+        outs.append([np.asarray(z)[:m] for z in res])
+    return [np.concatenate(z) for z in zip(*outs)]
+
+
+def _simplex_fn(max_iter: int):
+    import jax
+    from .kernels.mechanisms import convexified_lp_simplex
+    if max_iter not in _SIMPLEX_FNS:
+        _SIMPLEX_FNS[max_iter] = jax.jit(jax.vmap(
+            lambda *a: convexified_lp_simplex(*a, max_iter=max_iter)))
+    return _SIMPLEX_FNS[max_iter]
+
+
+def _lp_certified(X, V, bm, Y, C, sm, a, r, p, lam, mu) -> np.ndarray:
+    """float64 check of an LP answer: weights on the simplex and feasible, and zero
+    duality gap against the FULL-menu dual ``g(p)`` (so ``p`` and the weights are optimal)."""
+    a1 = (1.0 + a)[:, None, None]
+    u = np.where(bm, V - a1 * np.einsum("inkl,il->ink", X, p), -np.inf)
+    w = np.where(sm, np.einsum("ifkl,il->ifk", Y, p) - C, -np.inf)
+    dual = u.max(-1).sum(-1) / (1.0 + a) + w.max(-1).sum(-1) - np.einsum("il,il->i", p, r)
+    primal = (lam * V).sum((-1, -2)) / (1.0 + a) - (mu * C).sum((-1, -2))
+    use = np.einsum("ink,inkl->il", lam, X) + r - np.einsum("ifk,ifkl->il", mu, Y)
+    vs = 1.0 + np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
+    qs = 1.0 + np.maximum(X.max((1, 2, 3)) * X.shape[1], Y.max((1, 2, 3)) * Y.shape[1])
+    simplex = (np.abs(lam.sum(-1) - 1.0).max(-1) <= 1e-9) & (np.abs(mu.sum(-1) - 1.0).max(-1) <= 1e-9)
+    return (np.isfinite(p).all(-1) & (p >= 0).all(-1) & simplex
+            & (dual - primal <= 1e-9 * vs * (X.shape[1] + Y.shape[1]))
+            & (use.max(-1) <= 1e-9 * qs))
+
+
+def _solve_lps(D: dict, idx: np.ndarray, a: np.ndarray, r: np.ndarray, method: str,
+               solver_options: dict) -> tuple[np.ndarray, ...]:
+    """Convexified LPs for instances (economy ``idx``, markup ``a``, reserve ``r``).
+
+    Returns ``(lp_ok, p, lam, mu, n_fallback)``: ``lp_ok`` = an optimal vertex was found
+    (float64-certified for the device simplex; HiGHS status otherwise)."""
+    X, V, Y, C, bm, sm = (D[k][idx] for k in ("X", "V", "Y", "C", "bm", "sm"))
+    n = idx.size
+    if method == "device" and D["simplex"] and not solver_options:
+        import jax
+        vs, qs = D["vs"][idx], D["qs"][idx]
+        N, Kb, L = X.shape[1:]
+        F, Ks = C.shape[1:]
+        max_iter = 4 * (N + F + L + N * Kb + F * Ks + L)
+        with jax.enable_x64(True):       # scoped: the global flag is untouched
+            pn, lam, mu, st, _ = _run_chunked(
+                _simplex_fn(max_iter),
+                [X / qs[:, None, None, :], V / vs[:, None, None], bm, Y / qs[:, None, None, :],
+                 C / vs[:, None, None], sm, a, r / qs], n)
+        p = pn * vs[:, None] / qs
+        ok = (st == 0) & _lp_certified(X, V, bm, Y, C, sm, a, r, p, lam, mu)
+        # Not certified (iteration cap, round-off) -> HiGHS decides; rare.  "Infeasible"
+        # (status 1) does not depend on the markup, so HiGHS checks ONE instance per
+        # (economy, reserve) and only a refuted claim sends the others to HiGHS too.
+
+        def highs(sel):
+            sub = MenuEconomy._unchecked(X[sel], V[sel], Y[sel], C[sel], bm[sel], sm[sel])
+            ce = convexified_equilibrium(sub, markup=a[sel], reserve=r[sel], method="lp")
+            ok[sel] = np.asarray(ce.converged)
+            p[sel] = np.nan_to_num(np.asarray(ce.prices, float))
+            lam[sel] = np.asarray(ce.buyer_weights, float)
+            mu[sel] = np.asarray(ce.seller_weights, float)
+
+        inf = np.nonzero(st == 1)[0]
+        if inf.size:
+            key = np.concatenate([idx[inf, None].astype(float), r[inf]], 1)
+            _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            highs(inf[first])
+            refuted = ok[inf[first]][inv.reshape(-1)]
+            st[inf[refuted]] = 2
+        bad = np.nonzero(~ok & (st != 1))[0]
+        if bad.size:
+            highs(bad)
+        return ok, p, lam, mu, bad.size
+    opts = dict(solver_options)
+    if method == "device" and "chunk_size" not in opts:
         # bucket the flat batch to a power of two: one compiled shape per bucket, not per call
-        n = G * B
-        solver_options = dict(solver_options, chunk_size=int(min(2 ** int(np.ceil(np.log2(max(n, 1)))), 4096)))
-    ce = convexified_equilibrium(eco, markup=alphas, reserve=R[None], method=method,
-                                 **solver_options)
-    X, V, Y, C, bm, sm = _arrays(eco)
-    t = lambda z: np.broadcast_to(z, (G,) + z.shape).reshape((G * B,) + z.shape[1:])  # noqa: E731
-    p = np.nan_to_num(np.asarray(ce.prices, float).reshape(G * B, -1))
-    wb = np.asarray(ce.buyer_weights, float).reshape((G * B,) + V.shape[1:])
-    ws = np.asarray(ce.seller_weights, float).reshape((G * B,) + C.shape[1:])
-    cb, cs, feas, exc, bud, _ = _round_flat(
-        t(X), t(V), t(Y), t(C), t(bm), t(sm), p, alphas.reshape(-1), wb, ws,
-        sellers_only=False, max_combinations=max_combinations)
-    vscale = 1.0 + max(np.abs(V).max(initial=0.0), np.abs(C).max(initial=0.0)) * max(V.shape[1], C.shape[1])
-    conv = np.asarray(ce.converged).reshape(-1)
-    ok = conv & feas & (bud >= -1e-9 * vscale)
-    sh = lambda z: z.reshape((G, B) + z.shape[1:])  # noqa: E731
-    return dict(ok=sh(ok), lp_ok=sh(conv), p=sh(p), cb=sh(cb), cs=sh(cs), exc=sh(exc),
-                bud=sh(bud), alpha=alphas)
+        opts["chunk_size"] = _bucket(n, 4096)
+    sub = MenuEconomy._unchecked(X, V, Y, C, bm, sm)
+    ce = convexified_equilibrium(sub, markup=a, reserve=r, method=method, **opts)
+    return (np.asarray(ce.converged), np.nan_to_num(np.asarray(ce.prices, float)),
+            np.asarray(ce.buyer_weights, float), np.asarray(ce.seller_weights, float), 0)
 
 
-def _pick(ev: dict, j: np.ndarray, cols: np.ndarray) -> dict:
-    return {k: v[j, cols] for k, v in ev.items()}
+_POLISH_FNS: dict = {}
+_POLISH_TOP_K = 8
 
 
-def _search(eco: MenuEconomy, R: np.ndarray, method: str, n_grid: int, max_markup: float,
-            min_markup: float, refine_rounds: int, n_refine: int, max_combinations: int,
-            solver_options: dict) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
-    """Least feasible markup per economy by batched grid + refinement."""
-    B = R.shape[0]
-    found = np.zeros(B, bool)
-    certified = np.zeros(B, bool)
-    lower = np.zeros(B)
-    best: dict = {}
-    # phase 0: alpha = 0
-    ev = _evaluate(eco, np.zeros((1, B)), R, method, max_combinations, solver_options)
-    found |= ev["ok"][0]
-    certified |= ev["ok"][0]
-    best = {k: v[0].copy() for k, v in ev.items() if k != "alpha"}
-    best["alpha"] = np.zeros(B)
-    # an infeasible convexified LP (reserve above capacity) stays infeasible at every markup
-    todo = np.nonzero(~found & ev["lp_ok"][0])[0]
-    if todo.size == 0:
-        return found, best, certified, lower
-    # phase 1: geometric grid (G, 1) against the remaining economies
-    grid = np.geomspace(min_markup, max_markup, n_grid)
-    sub = eco[todo]
-    ev = _evaluate(sub, np.broadcast_to(grid[:, None], (n_grid, todo.size)).copy(), R[todo],
-                   method, max_combinations, solver_options)
-    anyok = ev["ok"].any(0)
+def _polish_fn():
+    import jax
+    from .kernels.mechanisms import max_budget_prices
+    if "fn" not in _POLISH_FNS:
+        _POLISH_FNS["fn"] = jax.jit(jax.vmap(max_budget_prices))
+    return _POLISH_FNS["fn"]
+
+
+def _consistent_budget(X, V, Y, C, bm, sm, a, p, cb, cs):
+    """float64: (largest demand/supply-set violation relative to the set tolerance, budget)
+    of pure allocations ``cb, cs`` at seller prices ``p`` and markup ``a`` (flat batch)."""
+    beta = (1.0 + a)[:, None] * p
+    ub = np.where(bm, V - np.einsum("inkl,il->ink", X, beta), -np.inf)
+    us = np.where(sm, np.einsum("ifkl,il->ifk", Y, p) - C, -np.inf)
+    gb = ub.max(-1) - np.take_along_axis(ub, cb[..., None], -1)[..., 0]
+    gs = us.max(-1) - np.take_along_axis(us, cs[..., None], -1)[..., 0]
+    x = np.take_along_axis(X, cb[..., None, None], 2)[:, :, 0].sum(1)
+    y = np.take_along_axis(Y, cs[..., None, None], 2)[:, :, 0].sum(1)
+    gap = np.maximum(gb.max(-1, initial=0.0), gs.max(-1, initial=0.0))
+    return gap, np.einsum("il,il->i", beta, x) - np.einsum("il,il->i", p, y)
+
+
+def _reprice(D: dict, idx, a, p0, cand_b, cand_s, cand_ok):
+    """Best prices for each candidate rounding (instances where the LP prices fail).
+
+    The LP's dual prices are often not unique (a degenerate vertex has a whole face of
+    optimal prices, and different solvers return different points of it), and budget
+    feasibility depends on WHICH price is used.  So for every physically feasible candidate
+    rounding ``omega`` we solve the small LP ``max budget(p)`` over all prices that keep
+    ``omega`` in everyone's demand/supply sets
+    (:func:`jaxwalras.kernels.mechanisms.max_budget_prices`); every answer is re-verified
+    in float64.  Returns ``(ok, p, cb, cs, budget)`` per instance."""
+    import jax
+    ii, cc = np.nonzero(cand_ok)
+    n = idx.size
+    ok = np.zeros(n, bool)
+    P = p0.copy()
+    CB = cand_b[:, 0].copy()
+    CS = cand_s[:, 0].copy()
+    BUD = np.full(n, -np.inf)
+    if ii.size == 0:
+        return ok, P, CB, CS, BUD
+    e = idx[ii]
+    X, V, Y, C, bm, sm = (D[k][e] for k in ("X", "V", "Y", "C", "bm", "sm"))
+    vs, qs = D["vs"][e], D["qs"][e]
+    cb, cs, ac = cand_b[ii, cc], cand_s[ii, cc], a[ii]
+    Xn, Yn = X / qs[:, None, None, :], Y / qs[:, None, None, :]
+    Vn, Cn = V / vs[:, None, None], C / vs[:, None, None]
+    Xh = np.take_along_axis(Xn, cb[..., None, None], 2)               # held options
+    Vh = np.take_along_axis(Vn, cb[..., None], 2)
+    Yh = np.take_along_axis(Yn, cs[..., None, None], 2)
+    Ch = np.take_along_axis(Cn, cs[..., None], 2)
+    pn0 = p0[ii] * qs / vs[:, None]
+    pmax = 1e3 * (1.0 + pn0.max(-1))
+    with jax.enable_x64(True):       # scoped: the global flag is untouched
+        pn, st = _run_chunked(_polish_fn(), [Xh - Xn, Vh - Vn, bm, Yn - Yh, Cn - Ch, sm,
+                                             Xh[:, :, 0].sum(1), Yh[:, :, 0].sum(1), ac, pmax],
+                              ii.size)
+    pp = pn * vs[:, None] / qs
+    gap, bud = _consistent_budget(X, V, Y, C, bm, sm, ac, pp, cb, cs)
+    stol = 1e-8 * (1.0 + vs) * (1.0 + np.abs(pp).max(-1))
+    good = (st == 0) & (gap <= stol) & np.isfinite(bud)
+    bud = np.where(good, bud, -np.inf)
+    # best candidate per instance
+    order = np.lexsort((-bud, ii))
+    first = np.ones(order.size, bool)
+    first[1:] = ii[order][1:] != ii[order][:-1]
+    sel = order[first]
+    t = ii[sel]
+    BUD[t] = bud[sel]
+    P[t], CB[t], CS[t] = pp[sel], cb[sel], cs[sel]
+    ok[t] = np.isfinite(bud[sel])
+    return ok, P, CB, CS, BUD
+
+
+def _evaluate(D: dict, idx: np.ndarray, a: np.ndarray, R: np.ndarray, method: str,
+              max_combinations: int, solver_options: dict, reprice: bool = True) -> dict:
+    """Convexify + round a flat list of (economy, markup) instances in ONE batched call.
+
+    An instance is budget feasible when the rounding at the LP prices has no deficit or,
+    failing that, when some candidate rounding has no deficit at its best prices
+    (:func:`_reprice`) -- so the answer does not depend on which optimal dual prices the
+    LP solver happened to return."""
+    lp_ok, p, wb, ws, _ = _solve_lps(D, idx, a, R[idx], method, solver_options)
+    X, V, Y, C, bm, sm = (D[k][idx] for k in ("X", "V", "Y", "C", "bm", "sm"))
+    cb, cs, feas, exc, bud, _, cand = _round_flat(
+        X, V, Y, C, bm, sm, p, a, wb, ws, sellers_only=False,
+        max_combinations=max_combinations, top_k=_POLISH_TOP_K)
+    btol = -1e-9 * D["bscale"][idx]
+    ok = lp_ok & feas & (bud >= btol)
+    redo = np.nonzero(reprice & lp_ok & feas & ~ok)[0]
+    if redo.size:
+        ok2, p2, cb2, cs2, bud2 = _reprice(D, idx[redo], a[redo], p[redo], cand[0][redo],
+                                           cand[1][redo], cand[2][redo])
+        ok2 &= bud2 >= btol[redo]
+        r = redo[ok2]
+        ok[r], p[r], cb[r], cs[r], bud[r] = True, p2[ok2], cb2[ok2], cs2[ok2], bud2[ok2]
+        exc[r] = (np.take_along_axis(Y[r], cs[r][..., None, None], 2)[:, :, 0].sum(1)
+                  - np.take_along_axis(X[r], cb[r][..., None, None], 2)[:, :, 0].sum(1))
+    return dict(ok=ok, lp_ok=lp_ok, p=p, cb=cb, cs=cs, exc=exc, bud=bud, alpha=a)
+
+
+def _search(D: dict, todo: np.ndarray, R: np.ndarray, method: str, n_grid: int,
+            max_markup: float, min_markup: float, refine_rounds: int, n_refine: int,
+            max_combinations: int, solver_options: dict):
+    """Least feasible markup per economy ``todo`` by a batched grid + refinement.
+
+    Phase 1 evaluates ``{0} + geomspace(min_markup, max_markup, n_grid)`` for every economy
+    in ONE call; phase 2 refines ``refine_rounds`` times between the last infeasible and the
+    first feasible point (``n_refine`` points per economy per round, one call per round).
+    Returns ``(found, best (dict of per-economy arrays), certified, lower, lp_ok0)``."""
+    b = todo.size
+    grid = np.concatenate([[0.0], np.geomspace(min_markup, max_markup, n_grid)])
+    G = grid.size
+    ev = _evaluate(D, np.tile(todo, G), np.repeat(grid, b), R, method, max_combinations,
+                   solver_options)
+    ev = {k: v.reshape((G, b) + v.shape[1:]) for k, v in ev.items()}
+    found = ev["ok"].any(0)
     j = np.argmax(ev["ok"], 0)
-    lo = np.where(j > 0, grid[np.maximum(j - 1, 0)], 0.0)
-    hi = grid[j]
-    cur = _pick(ev, j, np.arange(todo.size))
-    idx = todo[anyok]
-    keep = np.nonzero(anyok)[0]
-    for k in best:
-        best[k][idx] = cur[k][keep]
-    found[idx] = True
-    lower[idx] = lo[keep]
-    lo, hi, rows = lo[keep], hi[keep], idx
-    # phase 2: refine between last infeasible and first feasible (linear sub-grids)
+    cols = np.arange(b)
+    best = {k: v[j, cols].copy() for k, v in ev.items()}
+    certified = found & (j == 0)                      # alpha = 0 is trivially the least
+    lower = np.where(found & (j > 0), grid[np.maximum(j - 1, 0)], 0.0)
+    lp_ok0 = ev["lp_ok"][0]
+    rows = np.nonzero(found & (j > 0))[0]
+    lo, hi = grid[j[rows] - 1], grid[j[rows]]
+    fr = np.arange(1, n_refine + 1) / (n_refine + 1)
     for _ in range(refine_rounds):
         if rows.size == 0:
             break
-        fr = np.arange(1, n_refine + 1) / (n_refine + 1)
-        A = lo[None, :] + (hi - lo)[None, :] * fr[:, None]              # (G, b)
-        ev = _evaluate(eco[rows], A, R[rows], method, max_combinations, solver_options)
+        A = lo[None, :] + (hi - lo)[None, :] * fr[:, None]              # (n_refine, r)
+        ev = _evaluate(D, np.tile(todo[rows], n_refine), A.reshape(-1), R, method,
+                       max_combinations, solver_options)
+        ev = {k: v.reshape((n_refine, rows.size) + v.shape[1:]) for k, v in ev.items()}
         anyok = ev["ok"].any(0)
-        j = np.argmax(ev["ok"], 0)
-        newlo = np.where(j > 0, A[np.maximum(j - 1, 0), np.arange(rows.size)], lo)
-        cur = _pick(ev, j, np.arange(rows.size))
+        jj = np.argmax(ev["ok"], 0)
+        rc = np.arange(rows.size)
+        newlo = np.where(jj > 0, A[np.maximum(jj - 1, 0), rc], lo)
         upd = np.nonzero(anyok)[0]
         for k in best:
-            best[k][rows[upd]] = cur[k][upd]
+            best[k][rows[upd]] = ev[k][jj[upd], upd]
         lo = np.where(anyok, newlo, A[-1])     # none feasible inside: hi stays, lo moves up
-        hi = np.where(anyok, A[j, np.arange(rows.size)], hi)
+        hi = np.where(anyok, A[jj, rc], hi)
         lower[rows] = lo
-    return found, best, certified, lower
+    return found, best, certified, lower, lp_ok0
+
+
+def _prepare(X, V, Y, C, bm, sm) -> dict:
+    """Per-economy arrays and scales shared by every search phase (computed once)."""
+    vs = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
+    vs = np.where(vs > 0, vs, 1.0)
+    qs = np.maximum(X.max((1, 2)), Y.max((1, 2)))
+    qs = np.where(qs > 0, qs, 1.0)
+    bscale = 1.0 + max(np.abs(V).max(initial=0.0), np.abs(C).max(initial=0.0)) * max(V.shape[1], C.shape[1])
+    return dict(X=X, V=V, Y=Y, C=C, bm=bm, sm=sm, vs=vs, qs=qs,
+                bscale=np.full(V.shape[0], bscale), simplex=_simplex_fits(X, Y))
 
 
 # --- single-good exact path ------------------------------------------------------------
@@ -389,19 +594,30 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
     """The markup mechanism: the least markup ``alpha >= 0`` with a budget-feasible outcome.
 
     For each economy: solve the convexified economy at markup ``alpha`` with auctioneer
-    demand ``R`` (``convexified_equilibrium(economy, markup, reserve=R)``), round the
-    ``<= L`` mixing agents to options in their demand/supply sets so that production covers
-    consumption, choosing the rounding with the largest budget surplus; ``alpha`` is feasible
-    when that surplus is ``>= 0``.  Search: ``alpha = 0`` first (all economies in one call),
-    then a geometric grid of ``n_grid`` markups in ``[min_markup, max_markup]`` evaluated as
-    ONE batched call (grid x economies), then ``refine_rounds`` linear sub-grids of
-    ``n_refine`` points between the last infeasible and the first feasible point (each
-    round shrinks the bracket ``n_refine + 1``-fold; defaults: 1 + 16 + 16 evaluations,
-    final bracket ~0.2% of the markup).  Because feasibility is not monotone the
-    grid answer is certified minimal only when it is 0; for one good with all-or-nothing
-    buyers and one linear integer-production seller the exact breakpoint scan is used
-    (``exact_single_good``) and the answer is certified (the scan minimises over ALL
-    markup outcomes, so ``reserve`` plays no role there and is reported as 0).
+    demand ``R`` (the LP of ``convexified_equilibrium(economy, markup, reserve=R)``), round
+    the ``<= L`` mixing agents to options in their demand/supply sets so that production
+    covers consumption, choosing the rounding with the largest budget surplus; ``alpha`` is
+    feasible when that surplus is ``>= 0`` at the LP prices or, failing that, at the best
+    prices for some candidate rounding (re-pricing: the LP's optimal prices need not be
+    unique, and any prices that keep the rounded allocation in everyone's demand/supply sets
+    make a markup outcome).  Search: ``alpha = 0`` and a geometric grid of ``n_grid``
+    markups in ``[min_markup, max_markup]``, all evaluated in ONE batched call (markups x
+    economies), then ``refine_rounds`` linear sub-grids of ``n_refine`` points between the
+    last infeasible and the first feasible point (one batched call each; each round shrinks
+    the bracket ``n_refine + 1``-fold; defaults: 17 + 16 evaluations per economy, final
+    bracket ~0.2% of the markup).  Because feasibility is not monotone the grid answer is
+    certified minimal only when it is 0; for one good with all-or-nothing buyers and one
+    linear integer-production seller the exact breakpoint scan is used (``exact_single_good``)
+    and the answer is certified (the scan minimises over ALL markup outcomes, so ``reserve``
+    plays no role there and is reported as 0).
+
+    ``method="device"``: economies with a small LP tableau (``(N+F+L) (N Kb + F Ks + L + 1)
+    <= 4096`` cells) and no ``solver_options`` have all their LPs solved exactly by the
+    batched device dual simplex, certified in float64 (HiGHS for the rare uncertified ones);
+    larger ones use ``convexified_equilibrium(method="device")``.  ``method="lp"``: HiGHS,
+    one LP at a time.  The search, rounding and re-pricing are the same for both, and so
+    are the answers whenever the two solvers return the same optimal VERTEX (their optimal
+    prices may differ: re-pricing removes that dependence).
 
     Parameters
     ----------
@@ -410,10 +626,11 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
         stopping at the first level with a budget-feasible markup), ``"none"`` (0),
         ``"worst_case"`` (``L * delta``, see :func:`jaxwalras.rounding.worst_case_reserve`), or
         an array broadcastable to ``B + (L,)`` (auctioneer demand per good, ``>= 0``).
-    method : passed to :func:`jaxwalras.convexified_equilibrium` (``"device"`` or ``"lp"``).
+    method : ``"device"`` (default) or ``"lp"`` (see above).
     n_grid, max_markup, min_markup, refine_rounds, n_refine : markup search grid.
     max_combinations : rounding enumeration cap before the exact MILP fallback.
-    solver_options : extra keyword arguments for ``convexified_equilibrium``.
+    solver_options : extra keyword arguments for ``convexified_equilibrium`` (given with
+        ``method="device"``, they select its smoothed device solver for every size).
 
     Returns
     -------
@@ -456,6 +673,7 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
             return _finish_markup(X, V, Y, C, bm, sm, alpha, p, cb, cs, R, cert,
                                   np.where(cert, alpha, 0.0), status, batch)
     levels = _reserve_levels(reserve, eco, batch, B, sellers_only=False)
+    D = _prepare(X, V, Y, C, bm, sm)
     alpha = np.zeros(B)
     p = np.zeros((B, L))
     cb = np.zeros(V.shape[:2], np.int64)
@@ -468,22 +686,20 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
     for R in levels:
         if todo.size == 0:
             break
-        found, best, c_, lo = _search(eco[todo], R[todo], method, int(n_grid), float(max_markup),
-                                      float(min_markup), int(refine_rounds), int(n_refine),
-                                      int(max_combinations), solver_options)
-        for i_loc in (np.nonzero(found)[0],):
-            g = todo[i_loc]
-            alpha[g] = best["alpha"][i_loc]
-            p[g] = best["p"][i_loc]
-            cb[g] = best["cb"][i_loc]
-            cs[g] = best["cs"][i_loc]
-            Rused[g] = R[g]
-            cert[g] = c_[i_loc]
-            lower[g] = lo[i_loc]
-            status[g] = STATUS_OK
+        found, best, c_, lo, lp_ok0 = _search(
+            D, todo, R, method, int(n_grid), float(max_markup), float(min_markup),
+            int(refine_rounds), int(n_refine), int(max_combinations), solver_options)
+        g = todo[found]
+        alpha[g] = best["alpha"][found]
+        p[g] = best["p"][found]
+        cb[g] = best["cb"][found]
+        cs[g] = best["cs"][found]
+        Rused[g] = R[g]
+        cert[g] = c_[found]
+        lower[g] = lo[found]
+        status[g] = STATUS_OK
         nf = todo[~found]
-        lp_bad = ~best["lp_ok"][~found]
-        status[nf[lp_bad]] = STATUS_LP_FAILED
+        status[nf[~lp_ok0[~found]]] = STATUS_LP_FAILED
         todo = nf
     return _finish_markup(X, V, Y, C, bm, sm, alpha, p, cb, cs, Rused, cert, lower, status, batch)
 

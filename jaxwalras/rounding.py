@@ -99,8 +99,12 @@ def _scales(X, Y, V, C):
 
 
 def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
-                max_combinations: int, set_tol: float | None = None):
-    """Core, on a flat batch ``B``.  Returns choices, feasible, excess, budget, n_mixing."""
+                max_combinations: int, set_tol: float | None = None, top_k: int = 0):
+    """Core, on a flat batch ``B``.  Returns choices, feasible, excess, budget, n_mixing.
+
+    With ``top_k > 0`` it also returns the ``top_k`` best physically feasible combinations
+    (by the score) as ``(cand_b (B, k, N), cand_s (B, k, F), cand_ok (B, k))`` -- used by
+    the markup mechanism to re-price each candidate allocation."""
     B, N, Kb, L = X.shape
     F, Ks = C.shape[-2:]
     qscale, vscale = _scales(X, Y, V, C)
@@ -146,6 +150,9 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
     cb = cb0.copy()
     cs = cs0.copy()
     feasible = np.ones(B, bool)
+    kk = max(int(top_k), 1)
+    cand_best = np.zeros((B, kk, max(M, 1)), np.int64)
+    cand_ok = np.zeros((B, kk), bool)
     if M > 0:
         Kc = max(Kb, Ks)
         Zc = np.zeros((B, M, Kc, L))
@@ -195,8 +202,14 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
                 j = np.argmax(sc, 1)
                 feasible[ii] = ok[np.arange(ii.size), j]
                 best[ii] = combos[j]
+                if top_k > 0:
+                    kc = min(kk, combos.shape[0])
+                    jt = np.argsort(-sc, 1, kind="stable")[:, :kc]
+                    cand_best[ii, :kc, :M] = combos[jt]
+                    cand_ok[ii, :kc] = np.take_along_axis(ok, jt, 1)
         for i in np.nonzero(~ok_enum)[0]:      # rare: too many combinations -> tiny MILP
             feasible[i], best[i] = _milp_choose(base[i], Zc[i], Sc[i], Vc[i], lo[i], hi[i])
+            cand_best[i, 0, :M], cand_ok[i, 0] = best[i], feasible[i]
         chosen = np.take_along_axis(order, best[..., None], -1)[..., 0]  # back to option ids
         sel_b = kind == 1
         sel_s = kind == 2
@@ -207,11 +220,22 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
     else:
         net = base
         feasible = np.all((net >= lo) & (net <= hi), -1)
+        cand_ok[:, 0] = feasible
+    if top_k > 0:
+        cand_b = np.repeat(cb0[:, None, :], kk, 1)
+        cand_s = np.repeat(cs0[:, None, :], kk, 1)
+        if M > 0:
+            ch = np.take_along_axis(order[:, None], cand_best[..., None], -1)[..., 0]  # (B,k,M)
+            for sel, tgt in ((kind == 1, cand_b), (kind == 2, cand_s)):
+                bI, mI = np.nonzero(sel)
+                tgt[bI, :, who[bI, mI]] = ch[bI, :, mI]
     x = np.take_along_axis(X, cb[..., None, None], -2)[..., 0, :].sum(1)
     y = np.take_along_axis(Y, cs[..., None, None], -2)[..., 0, :].sum(1)
     if sellers_only:
         x = np.einsum("bnk,bnkl->bl", wb, X)
     budget = np.einsum("bl,bl->b", beta, x) - np.einsum("bl,bl->b", p, y)
+    if top_k > 0:
+        return cb, cs, feasible, y - x, budget, nmix, (cand_b, cand_s, cand_ok)
     return cb, cs, feasible, y - x, budget, nmix
 
 

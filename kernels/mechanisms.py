@@ -1,4 +1,12 @@
-"""Exact minimal markup for one good with all-or-nothing buyers and one linear-cost seller.
+"""Device kernels of the markup mechanism: the exact single-good scan, and exact small LPs.
+
+* :func:`single_good_min_markup` -- exact least markup for one good (below).
+* :func:`convexified_lp_simplex` -- exact vertex optimum of one small convexified LP by a
+  dense dual simplex (vmap it over a batch of economies x markups).
+* :func:`max_budget_prices` -- best prices for a given pure allocation (the mechanism's
+  re-pricing step; an LP in ``p`` solved through its ``L``-row dual).
+
+Exact minimal markup for one good with all-or-nothing buyers and one linear-cost seller.
 
 Market (Milgrom & Watt's Table 1 and its large version): buyer ``n`` wants exactly ``q_n > 0``
 units at ``v_n`` per unit (menu ``{0, q_n}``); one seller produces multiples of ``u`` up to
@@ -18,13 +26,15 @@ The minimum over ``k`` and the two branches is the exact least markup (ties in `
 resolved as prefixes of one order only, so the caller certifies minimality only without ties).
 
 Pure ``jax.numpy``; batched over leading axes; sort + cumulative sum + elementwise scan.
+The LP kernels run in the caller's float dtype (the library calls them under a scoped
+``jax.enable_x64(True)``: float64 pivots).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["single_good_min_markup"]
+__all__ = ["single_good_min_markup", "convexified_lp_simplex", "max_budget_prices"]
 
 
 @jax.jit
@@ -85,3 +95,153 @@ def single_good_min_markup(v, q, c, u, K):
         buys.reshape(-1, N), order.reshape(-1, N), rank_ok.reshape(-1, N)).reshape(v.shape)
     feasible = jnp.isfinite(alpha)
     return alpha, p, beta, k, y_units, buys, feasible
+
+
+# ---------------------------------------------------------------------------------------
+# Exact small LPs on the device: dense-tableau simplex, one LP per batch element
+# ---------------------------------------------------------------------------------------
+def _pivot(T, d, r, e):
+    """Pivot the tableau ``T`` (rows, cols+1) and reduced-cost row ``d`` on (r, e)."""
+    pr = T[r] / T[r, e]
+    f = T[:, e].at[r].add(-1.0)                # row r becomes pr, the others T_i - T_ie pr
+    return T - f[:, None] * pr[None, :], d - d[e] * pr
+
+
+def convexified_lp_simplex(X, V, bm, Y, C, sm, alpha, R, max_iter: int = 200,
+                           tol: float = 1e-9):
+    """Exact vertex optimum of ONE convexified economy's LP by the dual simplex method.
+
+    The LP (DESIGN §2), in minimisation form with a slack ``s_l`` per good::
+
+        min  -sum lam V/(1+alpha) + sum mu C
+        s.t. sum_k lam[n,k] = 1,  sum_k mu[f,k] = 1,   (one row per agent)
+             sum X lam - sum Y mu + s = -R,             (one row per good)
+             lam, mu, s >= 0.
+
+    Start: every agent at its best option at ``p = 0`` (max value / min cost) and the slacks
+    basic.  That basis is dual feasible (every reduced cost is ``V_best - V_k >= 0`` or
+    ``C_k - C_best >= 0``), so the DUAL simplex applies: while some basic variable is
+    negative (a good over-demanded, prices must rise), the most negative row leaves and the
+    entering column is chosen by the ratio test on the reduced costs (ties: lowest index).
+    No negative entry in the leaving row proves the LP infeasible (reserve above capacity).
+    At the optimum the prices are the reduced costs of the slacks, ``p_l = d[s_l] >= 0``, and
+    the basic solution is a vertex: one basic variable per agent row plus at most ``L`` more,
+    so at most ``L`` agents mix (Shapley-Folkman structure).  Dense tableau of
+    ``(N+F+L) x (N Kb + F Ks + L)``: meant for SMALL economies (vmap over a batch).
+
+    Parameters: one economy (no batch axes), ``alpha`` scalar, ``R`` (L,); values and
+    bundles should be normalised to O(1) (``tol`` is absolute).  ``max_iter`` caps the pivots.
+
+    Returns ``(prices (L,), lam (N, Kb), mu (F, Ks), status, iterations)`` with status 0
+    optimal, 1 infeasible, 2 iteration cap reached.
+    """
+    N, Kb, L = X.shape
+    F, Ks = C.shape
+    dt = V.dtype
+    nb, ns = N * Kb, F * Ks
+    n = nb + ns + L
+    A = N + F
+    cost = jnp.concatenate([-V.reshape(-1) / (1.0 + alpha), C.reshape(-1), jnp.zeros(L, dt)])
+    elig = jnp.concatenate([bm.reshape(-1), sm.reshape(-1), jnp.ones(L, bool)])
+    coup = jnp.concatenate([X.reshape(nb, L), -Y.reshape(ns, L), jnp.eye(L, dtype=dt)])  # (n, L)
+    owner = jnp.concatenate([jnp.repeat(jnp.arange(N), Kb), N + jnp.repeat(jnp.arange(F), Ks),
+                             jnp.full(L, -1)])
+    b0 = jnp.argmax(jnp.where(bm, V, -jnp.inf), -1) + jnp.arange(N) * Kb
+    s0 = nb + jnp.argmin(jnp.where(sm, C, jnp.inf), -1) + jnp.arange(F) * Ks
+    base_col = jnp.concatenate([b0, s0])                                 # (A,)
+    basis = jnp.concatenate([base_col, nb + ns + jnp.arange(L)])         # (A + L,)
+    own_base = jnp.where(owner >= 0, base_col[jnp.maximum(owner, 0)], 0)  # (n,)
+    is_agent = owner >= 0
+    # T = B^{-1} A (agent rows: indicators; good rows: coupling minus the base option's)
+    agent_rows = (owner[None, :] == jnp.arange(A)[:, None]).astype(dt)
+    good_rows = (coup - jnp.where(is_agent[:, None], coup[own_base], 0.0)).T   # (L, n)
+    rhs = jnp.concatenate([jnp.ones(A, dt), -R - coup[base_col].sum(0)])
+    T = jnp.concatenate([jnp.concatenate([agent_rows, good_rows], 0), rhs[:, None]], 1)
+    d = cost - jnp.where(is_agent, cost[own_base], 0.0)
+    d = jnp.concatenate([d, -jnp.sum(cost[base_col])[None]])             # objective (negated)
+
+    def choose(T, d, it):
+        """Leaving row (most negative basic value), entering column (dual ratio test)."""
+        r = jnp.argmin(T[:, -1])
+        row = T[r, :-1]
+        cand = elig & (row < -tol)
+        ratio = jnp.where(cand, jnp.maximum(d[:-1], 0.0) / jnp.where(cand, -row, 1.0), jnp.inf)
+        e = jnp.argmin(ratio)
+        status = jnp.where(T[r, -1] >= -tol, 0,
+                           jnp.where(~jnp.isfinite(ratio[e]), 1, jnp.where(it >= max_iter, 2, -1)))
+        return r, e, status
+
+    def body(c):
+        T, d, basis, r, e, _, it = c
+        T, d = _pivot(T, d, r, e)
+        basis = basis.at[r].set(e)
+        r, e, status = choose(T, d, it + 1)
+        return T, d, basis, r, e, status, it + 1
+
+    T, d, basis, _, _, status, it = jax.lax.while_loop(
+        lambda c: c[5] < 0, body, (T, d, basis) + choose(T, d, 0) + (jnp.array(0),))
+    xval = jnp.zeros(n, dt).at[basis].add(jnp.clip(T[:, -1], 0.0, None))
+    lam = jnp.clip(xval[:nb], 0.0, 1.0).reshape(N, Kb)
+    mu = jnp.clip(xval[nb:nb + ns], 0.0, 1.0).reshape(F, Ks)
+    prices = jnp.maximum(d[nb + ns:n], 0.0)
+    return prices, lam, mu, status, it
+
+
+def max_budget_prices(Xw, Vw, bm, Yw, Cw, sm, x, y, alpha, pmax, max_iter: int = 64,
+                      tol: float = 1e-9, slack: float = 1e-10):
+    """Prices that keep a GIVEN pure allocation in everyone's demand/supply sets and maximise
+    the budget surplus (ONE allocation; vmap over a batch).
+
+    Buyer ``n`` holds option ``w_n``, seller ``f`` option ``w_f``; inputs are the differences
+    to the held option: ``Xw[n,k] = X[n,w_n] - X[n,k]``, ``Vw[n,k] = V[n,w_n] - V[n,k]``,
+    ``Yw[f,k] = Y[f,k] - Y[f,w_f]``, ``Cw[f,k] = C[f,k] - C[f,w_f]``.  The LP in ``p``::
+
+        max  ((1+alpha) x - y).p
+        s.t. (1+alpha) Xw[n,k].p <= Vw[n,k] + slack   (buyers keep w_n at (1+alpha) p)
+             Yw[f,k].p <= Cw[f,k] + slack             (sellers keep w_f at p)
+             0 <= p <= pmax
+
+    is solved through its dual, which has only ``L`` rows: ``min h.u + pmax.z`` s.t.
+    ``G^T u + z - s = c``, ``u, z, s >= 0``; start basis ``z_l`` (``c_l > 0``) or ``s_l``,
+    primal simplex with Dantzig's rule.  The optimal ``p`` is read off the reduced costs of
+    ``s``.  Returns ``(p (L,), status)``: 0 optimal, 1 the ``p``-LP is infeasible, 2 cap.
+    """
+    L = x.shape[-1]
+    dt = x.dtype
+    G = jnp.concatenate([((1.0 + alpha) * Xw).reshape(-1, L), Yw.reshape(-1, L)])   # (M, L)
+    h = jnp.concatenate([Vw.reshape(-1), Cw.reshape(-1)]) + slack
+    ok = jnp.concatenate([bm.reshape(-1), sm.reshape(-1)])
+    G = jnp.where(ok[:, None], G, 0.0)
+    h = jnp.where(ok, h, 1.0)
+    c = (1.0 + alpha) * x - y
+    sgn = jnp.where(c > 0, 1.0, -1.0).astype(dt)
+    M = G.shape[0]
+    eye = jnp.eye(L, dtype=dt)
+    # columns: u (M), z (L), s (L); rows scaled by sgn so the start basis is the identity
+    T = jnp.concatenate([G.T, eye, -eye, c[:, None]], 1) * sgn[:, None]
+    cost = jnp.concatenate([h, jnp.full(L, pmax, dt), jnp.zeros(L, dt), jnp.zeros(1, dt)])
+    basis = jnp.where(c > 0, M + jnp.arange(L), M + L + jnp.arange(L))
+    d = cost - cost[basis] @ T
+
+    def choose(T, d, it):
+        """Entering column (most negative reduced cost), leaving row (ratio test)."""
+        e = jnp.argmin(d[:-1])
+        col = T[:, e]
+        cand = col > tol
+        ratio = jnp.where(cand, jnp.maximum(T[:, -1], 0.0) / jnp.where(cand, col, 1.0), jnp.inf)
+        r = jnp.argmin(ratio)
+        status = jnp.where(d[e] >= -tol, 0,
+                           jnp.where(~jnp.isfinite(ratio[r]), 1, jnp.where(it >= max_iter, 2, -1)))
+        return r, e, status
+
+    def body(c):
+        T, d, basis, r, e, _, it = c
+        T, d = _pivot(T, d, r, e)
+        basis = basis.at[r].set(e)
+        r, e, status = choose(T, d, it + 1)
+        return T, d, basis, r, e, status, it + 1
+
+    T, d, basis, _, _, status, it = jax.lax.while_loop(
+        lambda c: c[5] < 0, body, (T, d, basis) + choose(T, d, 0) + (jnp.array(0),))
+    p = jnp.clip(d[M + L:M + 2 * L], 0.0, pmax)
+    return p, status

@@ -409,3 +409,188 @@ def test_accelerator_and_cpu_paths_agree():
     np.testing.assert_allclose(a[0], b[0], rtol=1e-9, atol=1e-12)   # cumsum order differs
     for x, y in zip(a[1:], b[1:]):
         np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------ device LP kernels
+def highs_convexified(X, V, bm, Y, C, sm, a, R):
+    """The convexified LP written out for scipy's HiGHS: (optimal value or None)."""
+    from scipy.optimize import linprog
+    N, Kb, L = X.shape
+    F, Ks = C.shape
+    nb = N * Kb
+    c = np.concatenate([-(V / (1 + a)).ravel(), C.ravel()])
+    A_ub = np.concatenate([X.reshape(nb, L), -Y.reshape(F * Ks, L)]).T
+    A_eq = np.zeros((N + F, nb + F * Ks))
+    for n in range(N):
+        A_eq[n, n * Kb:(n + 1) * Kb] = 1
+    for f in range(F):
+        A_eq[N + f, nb + f * Ks:nb + (f + 1) * Ks] = 1
+    ub = np.concatenate([np.where(bm, 1.0, 0.0).ravel(), np.where(sm, 1.0, 0.0).ravel()])
+    res = linprog(c, A_ub=A_ub, b_ub=-R, A_eq=A_eq, b_eq=np.ones(N + F),
+                  bounds=list(zip(np.zeros_like(ub), ub)), method="highs")
+    return -res.fun if res.status == 0 else None
+
+
+def dual_g(X, V, bm, Y, C, sm, a, R, p):
+    u = np.where(bm, V / (1 + a) - X @ p, -np.inf).max(-1).sum()
+    w = np.where(sm, Y @ p - C, -np.inf).max(-1).sum()
+    return u + w - p @ R
+
+
+def _simplex_cases():
+    cases = []
+    e1 = jw.examples.fixed_cost_economy(5, n_buyers=8, n_sellers=3, n_goods=2, batch_shape=(6,))
+    e2 = jw.examples.random_menu_economy(6, 4, 3, 3, 3, seed=2, integer=True, batch_shape=(6,))
+    e3 = jw.MenuEconomy.stack([tiny_economy(s, N=3 + s % 3, F=2, K=2 + s % 3) for s in range(6)])
+    for eco in (e1, e2, e3):                      # e3: padded agents and masked options
+        cases.append(eco.to_numpy())
+    return cases
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_device_simplex_is_the_lp_optimum(case):
+    from jaxwalras.kernels.mechanisms import convexified_lp_simplex
+    eco = _simplex_cases()[case]
+    X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
+                  ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
+    bm, sm = np.asarray(eco.buyer_mask), np.asarray(eco.seller_mask)
+    B, L = X.shape[0], X.shape[-1]
+    rng = np.random.default_rng(case)
+    a = rng.choice([0.0, 0.05, 0.3, 1.5], B)
+    R = rng.uniform(0, 1.5, (B, L)) * (np.arange(B) % 2)[:, None]
+    R[-1] = 1e3                                    # above capacity: infeasible
+    with jax.enable_x64(True):
+        p, lam, mu, st, it = (np.asarray(z) for z in jax.jit(jax.vmap(convexified_lp_simplex))(
+            X, V, bm, Y, C, sm, a, R))
+    for b in range(B):
+        ref = highs_convexified(X[b], V[b], bm[b], Y[b], C[b], sm[b], a[b], R[b])
+        if ref is None:
+            assert st[b] == 1, "infeasible LP not detected"
+            continue
+        assert st[b] == 0
+        primal = (lam[b] * V[b]).sum() / (1 + a[b]) - (mu[b] * C[b]).sum()
+        assert primal == pytest.approx(ref, abs=1e-9)
+        # the prices are dual optimal: g(p) equals the LP optimum
+        assert dual_g(X[b], V[b], bm[b], Y[b], C[b], sm[b], a[b], R[b], p[b]) == pytest.approx(ref, abs=1e-9)
+        # a feasible vertex: simplex weights, supply covers demand + reserve, <= L mixing
+        assert np.allclose(lam[b].sum(-1), 1) and np.allclose(mu[b].sum(-1), 1)
+        assert np.all(lam[b][~bm[b]] == 0) and np.all(mu[b][~sm[b]] == 0)
+        assert np.all(np.einsum("fk,fkl->l", mu[b], Y[b]) - np.einsum("nk,nkl->l", lam[b], X[b])
+                      - R[b] >= -1e-9)
+        mixing = ((lam[b] > 1e-9).sum(-1) > 1).sum() + ((mu[b] > 1e-9).sum(-1) > 1).sum()
+        assert mixing <= L
+
+
+def test_max_budget_prices_matches_highs():
+    from scipy.optimize import linprog
+    from jaxwalras.kernels.mechanisms import max_budget_prices
+    rng = np.random.default_rng(3)
+    eco = jw.examples.fixed_cost_economy(8, n_buyers=6, n_sellers=3, n_goods=2, batch_shape=(12,))
+    X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
+                  ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
+    bm, sm = np.asarray(eco.buyer_mask), np.asarray(eco.seller_mask)
+    B, N, Kb, L = X.shape
+    F, Ks = C.shape[1:]
+    n_checked = 0
+    kernel = jax.jit(max_budget_prices)
+    for b in range(B):
+        a = float(rng.choice([0.0, 0.2, 0.7]))
+        if b % 3:    # an allocation that some prices support: best responses to random prices
+            pr = rng.uniform(0.3, 1.5, L)
+            cb = np.argmax(np.where(bm[b], V[b] - (1 + a) * X[b] @ pr, -np.inf), -1)
+            cs = np.argmax(np.where(sm[b], Y[b] @ pr - C[b], -np.inf), -1)
+        else:        # an arbitrary allocation: usually no prices support it
+            cb, cs = rng.integers(0, Kb, N), rng.integers(0, Ks, F)
+        Xh, Vh = X[b, np.arange(N), cb], V[b, np.arange(N), cb]
+        Yh, Ch = Y[b, np.arange(F), cs], C[b, np.arange(F), cs]
+        x, y = Xh.sum(0), Yh.sum(0)
+        pmax = 50.0
+        # the LP written out: buyers keep cb at (1+a)p, sellers keep cs at p, max budget
+        G = np.concatenate([((1 + a) * (Xh[:, None] - X[b])).reshape(-1, L),
+                            (Y[b] - Yh[:, None]).reshape(-1, L)])
+        h = np.concatenate([(Vh[:, None] - V[b]).ravel(), (C[b] - Ch[:, None]).ravel()]) + 1e-10
+        res = linprog(-((1 + a) * x - y), A_ub=G, b_ub=h, bounds=[(0, pmax)] * L, method="highs")
+        with jax.enable_x64(True):
+            p, st = (np.asarray(z) for z in kernel(
+                Xh[:, None] - X[b], Vh[:, None] - V[b], bm[b], Y[b] - Yh[:, None],
+                C[b] - Ch[:, None], sm[b], x, y, a, pmax))
+        if res.status == 2:
+            assert st == 1
+            continue
+        assert st == 0
+        n_checked += 1
+        assert np.all(G @ p <= h + 1e-9) and np.all(p >= 0) and np.all(p <= pmax + 1e-12)
+        assert ((1 + a) * x - y) @ p == pytest.approx(-res.fun, abs=1e-9)
+    assert n_checked >= 6
+
+
+def test_repricing_only_adds_valid_outcomes():
+    from jaxwalras import mechanisms as M
+    eco = jw.examples.fixed_cost_economy(0, n_buyers=8, n_sellers=3, n_goods=2, batch_shape=(16,))
+    X, V, Y, C, bm, sm = M._arrays(eco.to_numpy())
+    D = M._prepare(X, V, Y, C, bm, sm)
+    grid = np.array([0.02, 0.05, 0.1, 0.15, 0.3])
+    idx, a = np.tile(np.arange(16), grid.size), np.repeat(grid, 16)
+    R = np.zeros((16, 2))
+    plain = M._evaluate(D, idx, a, R, "device", 4096, {}, reprice=False)
+    full = M._evaluate(D, idx, a, R, "device", 4096, {})
+    assert np.all(full["ok"] >= plain["ok"])            # re-pricing never loses an outcome
+    gained = np.nonzero(full["ok"] & ~plain["ok"])[0]
+    assert gained.size > 0                               # ... and finds new ones here
+    for i in gained:
+        out = jw.MarkupResult(*(None,) * len(jw.MarkupResult._fields))._replace(
+            markup=a[i], prices=full["p"][i], buyer_prices=(1 + a[i]) * full["p"][i],
+            buyer_choice=full["cb"][i], seller_choice=full["cs"][i],
+            excess_supply=full["exc"][i])
+        check_markup_outcome(eco[idx[i]], out)
+
+
+def test_device_and_highs_markups_agree_exactly():
+    # same search, rounding and re-pricing; the answers do not depend on which optimal
+    # dual prices the LP solver returns
+    eco = jw.examples.fixed_cost_economy(31, n_buyers=8, n_sellers=3, n_goods=2, batch_shape=(12,))
+    md = jw.markup_mechanism(eco, method="device")
+    ml = jw.markup_mechanism(eco, method="lp")
+    assert md.converged.all() and ml.converged.all()
+    np.testing.assert_allclose(md.markup, ml.markup, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(md.certified_minimal, ml.certified_minimal)
+    for i in range(12):
+        check_markup_outcome(eco[i], jax.tree_util.tree_map(lambda z: z[i], md))
+
+
+def test_device_path_reports_infeasible_lp():
+    # reserve above every seller's capacity: the convexified LP has no feasible point
+    eco = jw.examples.fixed_cost_economy(4, n_buyers=4, n_sellers=2, n_goods=2, batch_shape=(3,))
+    for method in ("device", "lp"):
+        mk = jw.markup_mechanism(eco, reserve=1e3, method=method)
+        assert np.all(mk.status == 2) and not mk.converged.any()
+
+
+def test_markup_search_does_not_recompile():
+    # every device call is padded to one of M._CHUNKS sizes: at most that many compiled
+    # shapes per kernel and economy shape, whatever the data, grid or refinement
+    from jaxwalras import mechanisms as M
+    ecos = [jw.examples.fixed_cost_economy(s, n_buyers=5, n_sellers=2, n_goods=2,
+                                           batch_shape=(b,)) for s, b in
+            ((40, 8), (41, 3), (42, 20), (43, 1), (44, 8))]
+    for e in ecos:
+        jw.markup_mechanism(e)
+    fns = list(M._SIMPLEX_FNS.values()) + list(M._POLISH_FNS.values())
+    sizes = [f._cache_size() for f in fns]
+    for e in ecos:
+        jw.markup_mechanism(e)
+    assert [f._cache_size() for f in fns] == sizes
+    assert len(M._SIMPLEX_FNS) + len(M._POLISH_FNS) == len(fns)
+
+
+def test_uncertified_device_lps_fall_back_to_highs(monkeypatch):
+    # cap the device simplex at 2 pivots: nothing is certified, HiGHS solves every LP,
+    # and the mechanism's answer is the HiGHS path's
+    from jaxwalras import mechanisms as M
+    orig = M._simplex_fn
+    monkeypatch.setattr(M, "_simplex_fn", lambda max_iter: orig(2))
+    eco = jw.examples.fixed_cost_economy(17, n_buyers=5, n_sellers=2, n_goods=2, batch_shape=(3,))
+    md = jw.markup_mechanism(eco, method="device")
+    ml = jw.markup_mechanism(eco, method="lp")
+    np.testing.assert_array_equal(md.markup, ml.markup)
+    np.testing.assert_array_equal(md.converged, ml.converged)

@@ -123,3 +123,48 @@ def test_rounding_input_errors():
     with pytest.raises(ValueError, match="max_combinations"):
         jw.shapley_folkman_rounding(eco, [0.5], 0.0, ce.buyer_weights, ce.seller_weights,
                                     max_combinations=0)
+
+
+def test_top_k_candidates_are_feasible_roundings():
+    # the markup mechanism re-prices every candidate: each must be a rounding (only mixing
+    # agents moved, to options in their sets or with positive weight), physically feasible,
+    # ranked by budget surplus at p, and the first must be the returned rounding
+    from jaxwalras.rounding import _round_flat
+    eco = jw.examples.fixed_cost_economy(12, n_buyers=7, n_sellers=3, n_goods=2, batch_shape=(10,))
+    a = np.full(10, 0.1)
+    ce = jw.convexified_equilibrium(eco, markup=a, method="lp")
+    X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
+                  ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
+    bm, sm = np.asarray(eco.buyer_mask), np.asarray(eco.seller_mask)
+    p, wb, ws = (np.asarray(z, float) for z in (ce.prices, ce.buyer_weights, ce.seller_weights))
+    cb, cs, feas, exc, bud, nmix, (kb, ks, kok) = _round_flat(
+        X, V, Y, C, bm, sm, p, a, wb, ws, sellers_only=False, max_combinations=4096, top_k=8)
+    n_multi = 0
+    for i in range(10):
+        assert kok[i, 0] == feas[i]
+        if feas[i]:
+            np.testing.assert_array_equal(kb[i, 0], cb[i])
+            np.testing.assert_array_equal(ks[i, 0], cs[i])
+        ub = np.where(bm[i], V[i] - (1.1 * X[i]) @ p[i], -np.inf)
+        us = np.where(sm[i], Y[i] @ p[i] - C[i], -np.inf)
+        scores = []
+        for c in np.nonzero(kok[i])[0]:
+            x = X[i, np.arange(7), kb[i, c]].sum(0)
+            y = Y[i, np.arange(3), ks[i, c]].sum(0)
+            assert np.all(y - x >= -1e-9)
+            for n in range(7):
+                k = kb[i, c, n]
+                if (wb[i, n] > 1e-9).sum() > 1:
+                    assert wb[i, n, k] > 1e-9 or ub[n].max() - ub[n, k] <= 1e-7
+                else:
+                    assert wb[i, n, k] > 1e-9
+            for f in range(3):
+                k = ks[i, c, f]
+                if (ws[i, f] > 1e-9).sum() > 1:
+                    assert ws[i, f, k] > 1e-9 or us[f].max() - us[f, k] <= 1e-7
+                else:
+                    assert ws[i, f, k] > 1e-9
+            scores.append(1.1 * p[i] @ x - p[i] @ y)
+        assert scores == sorted(scores, reverse=True)
+        n_multi += len(scores) > 1
+    assert n_multi >= 1
