@@ -173,6 +173,7 @@ def test_device_inexact_mode_and_no_recompilation():
     assert r.prices.shape == (6, 2)
     assert np.all(r.infeasibility <= 1e-4)                      # logit weights made feasible
     assert np.all(r.dual_value >= r.primal_value - 1e-4 * np.abs(r.dual_value))
+    jw.convexified_equilibrium(eco)                             # exact: the default solver
     fn = cv._jitted_solver(tuple(sorted({}.items())))
     n0 = fn._cache_size()
     eco2 = jw.examples.random_menu_economy(20, 3, 4, 4, 2, seed=12, batch_shape=(6,))
@@ -186,7 +187,7 @@ def test_device_inexact_mode_and_no_recompilation():
 
 
 def test_adam_solver_option():
-    eco = jw.examples.random_menu_economy(10, 2, 3, 3, 1, seed=5)
+    eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=5)
     r = jw.convexified_equilibrium(eco, solver="adam", stages=4, steps=50)
     assert bool(r.converged) and float(r.rel_gap) <= 1e-6
 
@@ -208,6 +209,10 @@ def test_bad_inputs():
     eco = jw.examples.milgrom_watt_table1()
     with pytest.raises(ValueError, match="method"):
         jw.convexified_equilibrium(eco, method="simplex")
+    with pytest.raises(ValueError, match="envelope"):
+        jw.convexified_equilibrium(jw.examples.random_menu_economy(n_goods=2), method="envelope")
+    with pytest.raises(ValueError, match="chunk_size"):
+        jw.convexified_equilibrium(jw.examples.random_menu_economy(n_goods=2), chunk_size=0)
     with pytest.raises(ValueError, match="markup"):
         jw.convexified_equilibrium(eco, markup=-1.5)
     with pytest.raises(ValueError, match="markup"):
@@ -266,3 +271,206 @@ def test_smoothed_gradients_match_finite_differences():
         s = jw.smoothed_equilibrium(eco, tau=1e-5)
         ce = jw.convexified_equilibrium(eco, method="lp")
         np.testing.assert_allclose(np.asarray(s.prices), ce.prices, atol=2e-3)
+
+
+
+def test_pipelined_batch_matches_oracle():
+    """A batch large enough to be cut into chunks whose exact finish overlaps the device
+    solve of the next chunk (the last chunk padded): every economy matches the oracle."""
+    eco = jw.examples.random_menu_economy(12, 3, 4, 4, 2, seed=21, batch_shape=(150,))
+    r = jw.convexified_equilibrium(eco)
+    assert r.converged.all() and np.all(r.rel_gap <= 1e-9)
+    for b in (0, 63, 64, 127, 128, 149):      # chunk edges
+        assert float(r.primal_value[b]) == pytest.approx(oracle_lp(eco[b]), rel=1e-8, abs=1e-9)
+    check_vertex_and_demand_sets(eco[149], jax.tree_util.tree_map(
+        lambda a: a[149] if np.ndim(a) >= 1 and np.shape(a)[0] == 150 else a, r))
+
+
+@pytest.mark.parametrize("start", ["zero", "noisy", "far"])
+def test_exact_finish_from_poor_prices(start):
+    """Column generation, the elastic supply of restricted LPs and the final full LP: the
+    exact finish is certified from any starting prices."""
+    import jaxwalras.convexified as cv
+    eco = jw.examples.random_menu_economy(25, 4, 5, 5, 3, seed=4, batch_shape=(12,),
+                                          integer=True)
+    batch, a, r = cv.broadcast_inputs(eco, 0.1, -0.2)
+    X, V, Y, C, bm, sm = cv._host_arrays(eco, batch)
+    ref = jw.convexified_equilibrium(eco, markup=0.1, reserve=-0.2, method="lp")
+    rng = np.random.default_rng(0)
+    P0 = {"zero": np.zeros_like(ref.prices),
+          "noisy": ref.prices * (1 + rng.uniform(-0.05, 0.05, ref.prices.shape)),
+          "far": ref.prices * 5 + 1.0}[start]
+    ok, P, LAM, MU, _ = cv._exact_finish(P0, X, V, bm, Y, C, sm, a, r)
+    assert ok.all()
+    dual, primal, gap, rel, infeas = cv._certificate(P, LAM, MU, X, V, bm, Y, C, sm, a, r)
+    np.testing.assert_allclose(primal, ref.primal_value, rtol=1e-9, atol=1e-9)
+    assert np.all(rel <= 1e-9) and np.all(infeas <= 1e-9)
+
+
+def test_exact_finish_linprog_fallback(monkeypatch):
+    """Without scipy's HiGHS bindings the restricted LPs go through linprog: same answer."""
+    import jaxwalras.convexified as cv
+    eco = jw.examples.random_menu_economy(15, 3, 4, 4, 2, seed=9, batch_shape=(5,))
+    r1 = jw.convexified_equilibrium(eco, reserve=-0.1)
+    monkeypatch.setattr(cv, "_HIGHS_DIRECT", False)
+    r2 = jw.convexified_equilibrium(eco, reserve=-0.1)
+    assert r1.converged.all() and r2.converged.all()
+    np.testing.assert_allclose(r2.primal_value, r1.primal_value, rtol=1e-10, atol=1e-12)
+
+def test_infeasible_reserve_in_a_multigood_batch():
+    eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=8, batch_shape=(4,))
+    reserve = np.array([[0.0, 0.0], [1e3, 0.0], [0.1, 0.1], [0.0, 1e3]])
+    for method in ("device", "lp"):
+        r = jw.convexified_equilibrium(eco, reserve=reserve, method=method)
+        np.testing.assert_array_equal(r.converged, [True, False, True, False])
+        assert np.isnan(r.prices[[1, 3]]).all() and np.isfinite(r.prices[[0, 2]]).all()
+        assert float(r.primal_value[2]) == pytest.approx(oracle_lp(eco[2], reserve=[0.1, 0.1]),
+                                                         rel=1e-8)
+
+# ---------------------------------------------------------------- one good: exact envelope path
+def random_single_good(rng, batch=()):
+    """Random one-good menus of every kind: continuous or integer grids (many exact ties),
+    fixed/start-up costs, integer production, buyers with no positive value (zero demand),
+    padded options, options sharing a quantity."""
+    N, F = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+    Kb, Ks = int(rng.integers(1, 6)), int(rng.integers(1, 9))
+    kind = rng.integers(0, 4)
+    if kind == 0:      # continuous, non-concave values, fixed costs
+        X = rng.uniform(size=batch + (N, Kb, 1))
+        V = X[..., 0] * rng.uniform(0.5, 1.5, batch + (N, Kb))
+        Y = rng.uniform(0, 3, batch + (F, Ks, 1))
+        C = Y[..., 0] * rng.uniform(0.3, 1.2, batch + (F, Ks)) + rng.uniform(0, 0.5, batch + (F, 1))
+    elif kind == 1:    # integer grids and round values: exact ties everywhere
+        X = rng.integers(0, 4, batch + (N, Kb, 1)).astype(float)
+        V = np.round(X[..., 0] * rng.integers(1, 4, batch + (N, Kb)) / 2, 1)
+        Y = rng.integers(0, 6, batch + (F, Ks, 1)).astype(float)
+        C = np.round(Y[..., 0] * rng.integers(1, 3, batch + (F, Ks)) / 2
+                     + rng.integers(0, 2, batch + (F, 1)), 1)
+    elif kind == 2:    # integer production at a constant marginal cost + start-up cost
+        X = rng.uniform(0, 2, batch + (N, Kb, 1))
+        V = X[..., 0] * rng.uniform(0, 1.5, batch + (N, Kb)) - rng.uniform(0, 0.3, batch + (N, Kb))
+        Y = np.broadcast_to(np.arange(Ks, dtype=float)[:, None], batch + (F, Ks, 1)).copy()
+        C = Y[..., 0] * 0.5 + rng.choice([0.0, 0.4], batch + (F, 1))
+    else:              # zero demand: no buyer values anything above cost
+        X = rng.uniform(size=batch + (N, Kb, 1))
+        V = -rng.uniform(size=batch + (N, Kb))
+        Y = rng.uniform(0, 2, batch + (F, Ks, 1))
+        C = rng.uniform(0, 1, batch + (F, Ks))
+    X[..., 0, :] = 0.0
+    V[..., 0] = 0.0
+    Y[..., 0, :] = 0.0
+    C[..., 0] = 0.0
+    bm = rng.uniform(size=batch + (N, Kb)) > 0.2
+    sm = rng.uniform(size=batch + (F, Ks)) > 0.2
+    bm[..., 0] = True
+    sm[..., 0] = True
+    return MenuEconomy(X, V, Y, C, bm, sm)
+
+
+def test_single_good_envelope_matches_highs_on_many_economies():
+    rng = np.random.default_rng(42)
+    n_infeasible = 0
+    for trial in range(150):
+        eco = random_single_good(rng)
+        markup = float(rng.choice([0.0, 0.1, 0.5]))
+        reserve = float(rng.choice([0.0, -0.5, 0.5, 3.0]))
+        ref = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, method="lp")
+        for method in ("device", "envelope"):        # L == 1: "device" routes here too
+            r = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, method=method)
+            assert bool(r.converged) == bool(ref.converged), trial
+            if not ref.converged:                   # reserve above capacity
+                assert np.isnan(r.prices).all()
+                n_infeasible += 1
+                continue
+            opt = float(ref.primal_value)
+            assert float(r.primal_value) == pytest.approx(opt, rel=1e-9, abs=1e-9), trial
+            assert abs(float(r.rel_gap)) <= 1e-12, trial
+            assert float(r.infeasibility) <= 1e-12
+            check_vertex_and_demand_sets(eco, r, markup, reserve, tol=1e-12)
+            mixing = (((r.buyer_weights > 0).sum(-1) > 1).sum()
+                      + ((r.seller_weights > 0).sum(-1) > 1).sum())
+            assert mixing <= 1
+            # the price minimises the dual: no better price nearby, and it clears the market
+            p = float(r.prices[0])
+            g = float(r.dual_value)
+            for q in (p * (1 - 1e-6), p * (1 + 1e-6) + 1e-12, p + 0.01, max(p - 0.01, 0.0)):
+                gq = jw.convexified.dual_objective(eco, [q], markup, reserve)
+                assert gq >= g - 1e-12 * max(1, abs(g))
+            if p > 0:
+                dem = float((r.buyer_weights * eco.buyer_bundles[..., 0]).sum()) + reserve
+                sup = float((r.seller_weights * eco.seller_bundles[..., 0]).sum())
+                assert sup == pytest.approx(dem, abs=1e-12 * max(1.0, sup))
+    assert 0 < n_infeasible < 150
+
+
+def test_single_good_batch_markup_reserve_grid():
+    rng = np.random.default_rng(3)
+    eco = random_single_good(rng, batch=(6,))
+    grid = np.array([0.0, 0.05, 0.3])[:, None]
+    reserve = np.array([-0.2, 0.0, 0.1, 0.0, 0.5, 0.0])[:, None]
+    r = jw.convexified_equilibrium(eco, markup=grid, reserve=reserve)
+    assert r.prices.shape == (3, 6, 1) and r.buyer_weights.shape == (3,) + eco.buyer_values.shape
+    ref = jw.convexified_equilibrium(eco, markup=grid, reserve=reserve, method="lp")
+    np.testing.assert_array_equal(r.converged, ref.converged)
+    ok = ref.converged
+    np.testing.assert_allclose(r.primal_value[ok], ref.primal_value[ok], rtol=1e-9, atol=1e-9)
+    assert np.all(r.rel_gap[ok] <= 1e-12)
+    for g in range(3):
+        for b in range(6):
+            if ok[g, b]:
+                one = jw.convexified_equilibrium(eco[b], markup=float(grid[g, 0]),
+                                                 reserve=float(reserve[b, 0]))
+                np.testing.assert_allclose(one.prices, r.prices[g, b], rtol=0, atol=0)
+
+
+def test_single_good_large_market_closed_form():
+    """Milgrom-Watt's large market: one seller makes any integer quantity at marginal cost
+    0.5 with room for all, so the convexified price is 0.5 and the buyers with per-unit value
+    above 0.5 buy (an oracle independent of any solver); 200k buyers, 100k seller options."""
+    n = 200_000
+    eco = jw.examples.milgrom_watt_random(n, seed=5)
+    r = jw.convexified_equilibrium(eco)
+    q = np.asarray(eco.buyer_bundles[:, 1, 0])
+    v = np.asarray(eco.buyer_values[:, 1]) / q
+    assert bool(r.converged) and float(r.prices[0]) == 0.5
+    np.testing.assert_array_equal(r.buyer_weights[:, 1], (v > 0.5).astype(float))
+    welfare = float(np.sum(np.maximum(v - 0.5, 0) * q))
+    assert float(r.primal_value) == pytest.approx(welfare, rel=1e-12)
+    sup = float((r.seller_weights * eco.seller_bundles[..., 0]).sum())
+    assert sup == pytest.approx(float(q[v > 0.5].sum()), rel=1e-12)
+    assert ((r.seller_weights > 0).sum() <= 2)
+
+
+def _brute_upper_hull(z, w):
+    """Indices of the strict vertices of the upper hull of the points (z_k, w_k)."""
+    out = []
+    for k in range(len(z)):
+        same = (z == z[k])
+        if w[k] < w[same].max() or (np.nonzero(same & (w == w[k]))[0][0] != k):
+            continue
+        left, right = np.nonzero(z < z[k])[0], np.nonzero(z > z[k])[0]
+        below = any(w[k] <= w[i] + (w[j] - w[i]) * (z[k] - z[i]) / (z[j] - z[i])
+                    for i in left for j in right)
+        if not below:
+            out.append(k)
+    return sorted(out, key=lambda k: z[k])
+
+
+@pytest.mark.parametrize("max_passes", [64, 1])     # 1: the monotone-chain fallback too
+def test_upper_hulls_bruteforce(max_passes):
+    from jaxwalras.convexified import _upper_hulls
+    rng = np.random.default_rng(0)
+    A, K = 300, 9
+    z = rng.integers(0, 6, (A, K)).astype(float)
+    z[::3] = rng.uniform(0, 5, (A // 3, K))
+    w = rng.integers(-3, 4, (A, K)).astype(float)
+    w[1::3] = -(z[1::3] - 2.5) ** 2                  # concave rows: every point a vertex
+    alive = rng.uniform(size=(A, K)) > 0.2
+    alive[:, 0] = True
+    opt, zv, wv, nv = _upper_hulls(z, w, alive, max_passes=max_passes)
+    for a in range(A):
+        ks = np.nonzero(alive[a])[0]
+        ref = ks[_brute_upper_hull(z[a, ks], w[a, ks])]
+        assert nv[a] == len(ref), a
+        np.testing.assert_array_equal(z[a, opt[a, :nv[a]]], z[a, ref])
+        np.testing.assert_array_equal(w[a, opt[a, :nv[a]]], w[a, ref])
