@@ -107,6 +107,22 @@ def _pivot(T, d, r, e):
     return T - f[:, None] * pr[None, :], d - d[e] * pr
 
 
+def _simplex_loop(T, d, basis, choose):
+    """Pivot until ``choose(T, d, it) -> (row, col, status)`` reports ``status >= 0``.
+
+    Returns the final tableau, reduced costs, basis, status and iteration count."""
+    def body(c):
+        T, d, basis, r, e, _, it = c
+        T, d = _pivot(T, d, r, e)
+        basis = basis.at[r].set(e)
+        r, e, status = choose(T, d, it + 1)
+        return T, d, basis, r, e, status, it + 1
+
+    T, d, basis, _, _, status, it = jax.lax.while_loop(
+        lambda c: c[5] < 0, body, (T, d, basis) + choose(T, d, 0) + (jnp.array(0),))
+    return T, d, basis, status, it
+
+
 def convexified_lp_simplex(X, V, bm, Y, C, sm, alpha, R, max_iter: int = 200,
                            tol: float = 1e-9):
     """Exact vertex optimum of ONE convexified economy's LP by the dual simplex method.
@@ -171,15 +187,7 @@ def convexified_lp_simplex(X, V, bm, Y, C, sm, alpha, R, max_iter: int = 200,
                            jnp.where(~jnp.isfinite(ratio[e]), 1, jnp.where(it >= max_iter, 2, -1)))
         return r, e, status
 
-    def body(c):
-        T, d, basis, r, e, _, it = c
-        T, d = _pivot(T, d, r, e)
-        basis = basis.at[r].set(e)
-        r, e, status = choose(T, d, it + 1)
-        return T, d, basis, r, e, status, it + 1
-
-    T, d, basis, _, _, status, it = jax.lax.while_loop(
-        lambda c: c[5] < 0, body, (T, d, basis) + choose(T, d, 0) + (jnp.array(0),))
+    T, d, basis, status, it = _simplex_loop(T, d, basis, choose)
     xval = jnp.zeros(n, dt).at[basis].add(jnp.clip(T[:, -1], 0.0, None))
     lam = jnp.clip(xval[:nb], 0.0, 1.0).reshape(N, Kb)
     mu = jnp.clip(xval[nb:nb + ns], 0.0, 1.0).reshape(F, Ks)
@@ -234,14 +242,6 @@ def max_budget_prices(Xw, Vw, bm, Yw, Cw, sm, x, y, alpha, pmax, max_iter: int =
                            jnp.where(~jnp.isfinite(ratio[r]), 1, jnp.where(it >= max_iter, 2, -1)))
         return r, e, status
 
-    def body(c):
-        T, d, basis, r, e, _, it = c
-        T, d = _pivot(T, d, r, e)
-        basis = basis.at[r].set(e)
-        r, e, status = choose(T, d, it + 1)
-        return T, d, basis, r, e, status, it + 1
-
-    T, d, basis, _, _, status, it = jax.lax.while_loop(
-        lambda c: c[5] < 0, body, (T, d, basis) + choose(T, d, 0) + (jnp.array(0),))
+    T, d, basis, status, it = _simplex_loop(T, d, basis, choose)
     p = jnp.clip(d[M + L:M + 2 * L], 0.0, pmax)
     return p, status
