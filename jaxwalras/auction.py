@@ -93,12 +93,6 @@ def _advance(v, d, s, p, X, step: str, nbits: int):
     return p_new, k, _bundles(v, d, s, p_new)
 
 
-@partial(jax.jit, static_argnames=("nbits",))
-def _jump_and_bundles(v, d, s, p, nbits: int):
-    if nbits:
-        p = _batched_jumps(v, d, s, p, nbits)
-    return p, _bundles(v, d, s, p)
-
 
 _long_steps = jax.jit(_batched_long_step)
 
@@ -306,7 +300,10 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     # current structure for every market
     t0 = time.perf_counter()
     if backend != "device":
-        prices, (strict, marginal, r, case_a) = _initial_jumps(v, d, s, prices, B, nbits)
+        # the round kernel with no set to raise: jumps from the start, then the bundles
+        prices, _, (strict, marginal, r, case_a) = _advance_active(
+            v, d, s, prices, np.arange(B), np.zeros((B, m), bool),
+            "unit" if step == "search" else step, B, nbits)
     t_dev += time.perf_counter() - t0
     prev_x = np.zeros((B, n, m), np.int64)
     active = np.arange(B)
@@ -426,21 +423,6 @@ def _advance_active(v, d, s, prices, rows, X, step, B, nbits=0):
         bs.append(tuple(h[:len(r)] for h in _to_host(b)))
     return (np.concatenate(ps), np.concatenate(ks),
             tuple(np.concatenate(parts) for parts in zip(*bs)))
-
-
-def _initial_jumps(v, d, s, prices, B, nbits):
-    """Singleton jumps from the start prices and the bundles there, for all markets."""
-    rows = np.arange(B)
-    ch = _chunk_size()
-    ps, bs = [], []
-    for lo in range(0, B, ch):
-        r = rows[lo:lo + ch]
-        idx = jnp.asarray(_pad_rows(r, B))
-        pj, b = _jump_and_bundles(v[idx], d[idx], s[idx],
-                                  jnp.asarray(prices[np.asarray(idx)], jnp.int32), nbits)
-        ps.append(np.asarray(pj, np.int64)[:len(r)])
-        bs.append(tuple(h[:len(r)] for h in _to_host(b)))
-    return np.concatenate(ps), tuple(np.concatenate(parts) for parts in zip(*bs))
 
 
 def _gather_bundles(v, d, s, prices, rows, B):

@@ -439,7 +439,7 @@ def test_no_recompilation_for_same_shapes():
     a = random_market(rng, 16, 6, 4, 50, 3, 3)
     b = random_market(rng, 16, 6, 4, 50, 3, 3)
     jw.buyer_optimal_equilibrium(a)
-    fns = (_auction._advance, _auction._bundles, _auction._jump_and_bundles)
+    fns = (_auction._advance, _auction._bundles)
     sizes = [f._cache_size() for f in fns]
     jw.buyer_optimal_equilibrium(b)
     jw.buyer_optimal_equilibrium(a)
