@@ -10,11 +10,13 @@ from hypothesis import HealthCheck, settings
 # Keep JAX from grabbing all CPU threads per xdist worker and from preallocating GPU memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-settings.register_profile(
-    "default", deadline=None, max_examples=40,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile("default")
+# CI runs the same examples every time ("default", derandomized), so a run's verdict does not
+# depend on the draw; HYPOTHESIS_PROFILE=explore draws fresh examples (and more of them).
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.data_too_large])
+settings.register_profile("default", max_examples=40, derandomize=True, **_common)
+settings.register_profile("explore", max_examples=200, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
