@@ -123,7 +123,7 @@ def _host_arrays(eco: MenuEconomy, batch: tuple[int, ...]) -> tuple[np.ndarray, 
     for f in ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs",
               "buyer_mask", "seller_mask"):
         a = np.asarray(getattr(eco, f))
-        a = a.astype(bool) if a.dtype == bool else a.astype(np.float64)
+        a = a.astype(bool, copy=False) if a.dtype == bool else a.astype(np.float64, copy=False)
         out.append(np.broadcast_to(a, batch + a.shape[len(b):]))
     return tuple(out)
 
@@ -599,6 +599,8 @@ def _device_chunks(Xf, Vf, bmf, Yf, Cf, smf, af, rf, chunk_size: int, **options:
     B = Vf.shape[0]
 
     def launch(s0: int):
+        if s0 == 0 and chunk_size == B:     # the whole batch: no gather copy
+            return fn(*(jnp.asarray(z) for z in (Xf, Vf, bmf, Yf, Cf, smf, af, rf)))
         idx = np.arange(s0, s0 + chunk_size)
         idx = np.where(idx < B, idx, s0)
         return fn(*(jnp.asarray(z[idx]) for z in (Xf, Vf, bmf, Yf, Cf, smf, af, rf)))
@@ -713,31 +715,120 @@ def _exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 6,
 _PIPE_MIN, _PIPE_CHUNKS = 64, 4
 
 
+def _bucket(n: int, cap: int) -> int:
+    """Static size for ``n`` items: the next power of two (at least 1), at most ``cap``."""
+    return int(min(max(1, 1 << max(int(n) - 1, 0).bit_length()), max(cap, 1)))
+
+
+#: largest sub-economy the device finish solves densely (ambiguous agents of one kind)
+_DEVICE_FINISH_MAX_AGENTS = 64
+
+
+def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 2,
+                         rel_eps: float = 2e-3, cert_tol: float = 1e-10):
+    """Exact finish on the device (float64, scoped x64): every economy's LP restricted to
+    its near-tied options at ``P0`` is solved by the batched dense dual simplex of
+    :mod:`jaxwalras.kernels.restricted_lp` and certified there against the full menus.
+    Economies not certified get another round (at most ``rounds`` in all) with the options
+    near-best at the restricted optimum's prices added and ``eps`` doubled -- the column
+    generation of :func:`_exact_finish`; later rounds only carry the economies still open,
+    padded to a power of 4 (few compiled shapes).
+
+    Returns ``(ok, P, LAM, MU, dual, primal, infeas)`` as numpy; economies with ``ok``
+    False (a restricted LP too large for the static sizes, infeasible, or not certified)
+    need the host finish.
+    """
+    import jax
+    import jax.numpy as jnp
+    from .kernels.restricted_lp import candidate_counts, restricted_vertex
+    B, N, Kb = Vf.shape
+    F, Ks = Cf.shape[1:]
+    ok = np.zeros(B, bool)
+    P = np.zeros((B, Xf.shape[-1]))
+    LAM = np.zeros(Vf.shape)
+    MU = np.zeros(Cf.shape)
+    dual, primal, infeas = np.zeros(B), np.zeros(B), np.zeros(B)
+    P0 = np.asarray(P0, np.float64)
+    P1 = P0.copy()
+    todo = np.arange(B)
+    cap = _DEVICE_FINISH_MAX_AGENTS
+    with jax.enable_x64(True):       # scoped: the global flag is untouched
+        for rnd in range(rounds):
+            if todo.size == 0:
+                break
+            # pad the open economies to a fixed bucket (all of them in round 0)
+            size = B if rnd == 0 else min(B, _bucket4(todo.size))
+            idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
+            sub = (lambda z: z) if rnd == 0 else (lambda z: z[idx])   # round 0: all, no copy
+            args = tuple(jnp.asarray(sub(z)) for z in (Xf, Vf, bmf, Yf, Cf, smf, af))
+            p0, p1 = jnp.asarray(sub(P0)), jnp.asarray(sub(P1))
+            R = jnp.asarray(sub(rf))
+            eps = rel_eps * 2.0 ** rnd
+            nb, ns, kc = (np.asarray(z) for z in candidate_counts(p0, p1, *args, eps))
+            NA = _bucket(nb.max(initial=0), min(N, cap))
+            FA = _bucket(ns.max(initial=0), min(F, cap))
+            KC = _bucket(kc.max(initial=1), max(Kb, Ks))
+            out = restricted_vertex(p0, p1, *args, R, NA=NA, FA=FA, KC=KC,
+                                    rel_eps=eps, cert_tol=cert_tol)
+            out = jax.tree_util.tree_map(lambda z: np.asarray(z)[:todo.size], out)
+            ok[todo], P[todo], LAM[todo], MU[todo] = (out.ok, out.prices, out.buyer_weights,
+                                                      out.seller_weights)
+            dual[todo], primal[todo], infeas[todo] = out.dual, out.primal, out.infeasibility
+            # next round: also the options near-best at the restricted optimum's prices
+            P1[todo] = np.where(np.isfinite(out.prices), out.prices, P0[todo])
+            todo = todo[~out.ok]
+    return ok, P, LAM, MU, dual, primal, infeas
+
+
+def _bucket4(n: int) -> int:
+    """The next power of 4 (at least 16): padded sizes for the later finish rounds."""
+    b = 16
+    while b < n:
+        b *= 4
+    return b
+
+
 def _device_then_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, exact: bool, tol: float,
-                       chunk_size: int | None = None, **options: Any):
+                       chunk_size: int | None = None, finish: str = "host", **options: Any):
+    """Device solve, then the exact finish (``finish``: "device" or "host").
+
+    Returns ``(ok, P, LAM, MU, iterations, cert)``; ``cert`` is ``None`` or ``(have, dual,
+    primal, infeas)`` with the certificate of the economies finished on the device
+    (``have`` True), so the caller does not recompute it on the host."""
     if not exact:
         if options.get("solver", "newton") == "newton":
             options.setdefault("steps", 2)  # nothing polishes the answer: two steps per tau
         P0, LAM0, MU0, rel0, conv0, iters = device_solve(Xf, Vf, bmf, Yf, Cf, smf, af, rf,
                                                          chunk_size=chunk_size, **options)
         return (np.ones(len(P0), bool), P0.astype(np.float64), LAM0.astype(np.float64),
-                MU0.astype(np.float64), iters)
+                MU0.astype(np.float64), iters, None)
     B, L = rf.shape
     size = _chunk_size(Xf, Yf, Vf, Cf, chunk_size)
-    if chunk_size is None and B >= 2 * _PIPE_MIN:
+    if chunk_size is None and finish == "host" and B >= 2 * _PIPE_MIN:
         size = min(size, max(_PIPE_MIN, -(-B // _PIPE_CHUNKS)))
     ok = np.zeros(B, bool)
     P = np.zeros((B, L))
     LAM = np.zeros(Vf.shape)
     MU = np.zeros(Cf.shape)
     iters = np.zeros(B, np.int64)
+    have = np.zeros(B, bool)
+    dual, primal, infeas = np.zeros(B), np.zeros(B), np.zeros(B)
     for s0, n, sol in _device_chunks(Xf, Vf, bmf, Yf, Cf, smf, af, rf, size, **options):
         sl = slice(s0, s0 + n)
-        ok[sl], P[sl], LAM[sl], MU[sl], _ = _exact_finish(
-            sol.prices.astype(np.float64), Xf[sl], Vf[sl], bmf[sl], Yf[sl], Cf[sl], smf[sl],
-            af[sl], rf[sl])
+        P0 = sol.prices.astype(np.float64)
         iters[sl] = sol.iterations
-    return ok, P, LAM, MU, iters
+        rest = np.arange(n)
+        if finish == "device":
+            okd, P[sl], LAM[sl], MU[sl], dual[sl], primal[sl], infeas[sl] = \
+                _device_exact_finish(P0, Xf[sl], Vf[sl], bmf[sl], Yf[sl], Cf[sl], smf[sl],
+                                     af[sl], rf[sl])
+            ok[sl] = have[sl] = okd
+            rest = np.flatnonzero(~okd)
+        if rest.size:
+            g = s0 + rest
+            ok[g], P[g], LAM[g], MU[g], _ = _exact_finish(
+                P0[rest], Xf[g], Vf[g], bmf[g], Yf[g], Cf[g], smf[g], af[g], rf[g])
+    return ok, P, LAM, MU, iters, (have, dual, primal, infeas)
 
 
 # ----------------------------------------------------------------------------------------
@@ -745,7 +836,8 @@ def _device_then_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, exact: bool, tol: fl
 # ----------------------------------------------------------------------------------------
 def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0,
                             method: str = "device", exact: bool = True, *,
-                            tol: float = 1e-6, **device_options: Any) -> ConvexifiedResult:
+                            tol: float = 1e-6, finish: str = "auto",
+                            **device_options: Any) -> ConvexifiedResult:
     """Equilibrium of the convexified economy (the LP of DESIGN §2), batched.
 
     Parameters
@@ -765,6 +857,14 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
         Newton steps per smoothing level unless ``steps`` is given -- on the benchmark
         workload the relative gap is then ~1e-3 typically, a few 1e-2 at worst).
     tol : relative duality-gap tolerance for ``converged``.
+    finish : where the exact finish of ``method="device"`` runs: ``"device"`` (each
+        economy's LP restricted to its near-tied options, solved for the whole batch by a
+        float64 dense dual simplex on the device and certified there against the full
+        menus; the few economies it does not certify go to the host finish), ``"host"``
+        (the same restricted LPs by HiGHS, block-diagonal, with column generation) or
+        ``"auto"`` (device on accelerators, host on CPU, where HiGHS is faster).  Both give
+        a certified vertex optimum; they may pick different optimal vertices when the LP
+        has several.
     device_options : passed to the device solver (see :func:`jaxwalras.convexified.device_solve`):
         ``solver``, ``stages``, ``steps``, ``tau0``, ``tau_min``, ``learning_rate``,
         ``chunk_size``, ``device_tol`` (validated, and unused by the envelope method).
@@ -795,6 +895,11 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
         raise ValueError(f"method: 'envelope' is the exact single-good method and needs "
                          f"L == 1 goods, got L = {economy.n_goods}")
     _check_device_options(device_options)
+    if finish not in ("auto", "device", "host"):
+        raise ValueError(f"finish: must be 'auto', 'device' or 'host', got {finish!r}")
+    if finish == "auto":
+        import jax
+        finish = "host" if jax.default_backend() == "cpu" else "device"
     if not isinstance(tol, (int, float)) or not tol > 0:
         raise ValueError(f"tol: must be a positive number, got {tol!r}")
     batch, a, r = broadcast_inputs(economy, markup, reserve)
@@ -804,14 +909,27 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
     flat = lambda z, k: np.ascontiguousarray(z.reshape((B,) + z.shape[len(batch):]))  # noqa: E731
     Xf, Vf, Yf, Cf, bmf, smf = (flat(z, 0) for z in (X, V, Y, C, bm, sm))
     af, rf = a.reshape(B), r.reshape(B, L)
+    cert = None
     if method == "lp":
         ok, P, LAM, MU, it = _lp_batch(Xf, Vf, bmf, Yf, Cf, smf, af, rf)
     elif method == "envelope" or (exact and L == 1):
         ok, P, LAM, MU, it = _single_good_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf)
     else:
-        ok, P, LAM, MU, it = _device_then_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf,
-                                               exact=exact, tol=tol, **device_options)
-    dual, primal, gap, rel, infeas = _certificate(P, LAM, MU, Xf, Vf, bmf, Yf, Cf, smf, af, rf)
+        ok, P, LAM, MU, it, cert = _device_then_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf,
+                                                     exact=exact, tol=tol, finish=finish,
+                                                     **device_options)
+    if cert is None:
+        dual, primal, gap, rel, infeas = _certificate(P, LAM, MU, Xf, Vf, bmf, Yf, Cf, smf,
+                                                      af, rf)
+    else:   # certified on the device where ``have`` (same formulas); the rest here
+        have, dual, primal, infeas = cert
+        m = np.flatnonzero(~have)
+        if m.size:
+            dual[m], primal[m], _, _, infeas[m] = _certificate(
+                P[m], LAM[m], MU[m], Xf[m], Vf[m], bmf[m], Yf[m], Cf[m], smf[m], af[m], rf[m])
+        gap = dual - primal
+        vs = np.maximum(np.abs(Vf).max((-1, -2)) / (1.0 + af), np.abs(Cf).max((-1, -2)))
+        rel = gap / np.maximum(np.maximum(np.abs(dual), np.abs(primal)), np.maximum(vs, 1e-300))
     scale = np.maximum(np.abs(Vf).max((-1, -2)), np.abs(Cf).max((-1, -2))) + 1.0
     conv = ok & (rel <= tol) & (infeas <= 1e-9 * scale * max(1, Vf.shape[-2]))
     nanp = ~ok

@@ -230,6 +230,8 @@ def test_bad_inputs():
         jw.convexified_equilibrium(eco, solver="sgd")
     with pytest.raises(ValueError, match="tol"):
         jw.convexified_equilibrium(eco, tol=-1)
+    with pytest.raises(ValueError, match="finish"):
+        jw.convexified_equilibrium(eco, finish="gpu")
     with pytest.raises(ValueError, match="prices"):
         jw.demand_gaps(eco, [0.5, 0.5])
     with pytest.raises(ValueError, match="tau"):
@@ -316,6 +318,73 @@ def test_exact_finish_linprog_fallback(monkeypatch):
     r2 = jw.convexified_equilibrium(eco, reserve=-0.1)
     assert r1.converged.all() and r2.converged.all()
     np.testing.assert_allclose(r2.primal_value, r1.primal_value, rtol=1e-10, atol=1e-12)
+
+# ---------------------------------------------------------------- exact finish on the device
+@pytest.mark.parametrize("N,F,Kb,Ks,L,B,integer,markup,reserve", [
+    (20, 3, 5, 5, 2, 24, False, 0.0, 0.0),
+    (40, 5, 6, 4, 3, 16, True, 0.15, -0.2),     # integer data: exact ties everywhere
+    (8, 2, 3, 6, 4, 20, False, 0.0, 0.3),
+    (60, 6, 8, 8, 5, 8, False, 0.05, 0.0),
+])
+def test_device_finish_matches_lp_oracle(N, F, Kb, Ks, L, B, integer, markup, reserve):
+    """finish='device' (batched float64 dual simplex on the near-tied options, certified on
+    the device): the LP optimum of every economy (independent dense HiGHS oracle), a vertex
+    with at most L mixing agents, and positive weights only in demand/supply sets."""
+    eco = jw.examples.random_menu_economy(N, F, Kb, Ks, L, seed=N + L, batch_shape=(B,),
+                                          integer=integer)
+    r = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, finish="device")
+    assert r.converged.all() and np.all(r.rel_gap <= 1e-9)
+    for b in range(0, B, max(1, B // 5)):
+        opt = oracle_lp(eco[b], markup=markup, reserve=reserve)
+        assert float(r.primal_value[b]) == pytest.approx(opt, rel=1e-8, abs=1e-9)
+        check_vertex_and_demand_sets(eco[b], jax.tree_util.tree_map(
+            lambda a: a[b] if np.ndim(a) >= 1 and np.shape(a)[0] == B else a, r),
+            markup=markup, reserve=reserve)
+    # the host finish reaches the same optimal values
+    h = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, finish="host")
+    np.testing.assert_allclose(r.primal_value, h.primal_value, rtol=1e-9, atol=1e-9)
+
+
+def test_device_finish_certifies_on_device_and_flags_the_rest():
+    """The device step itself: from good prices it certifies (nearly) every economy, and
+    its certificate is the host's; from poor prices it may certify fewer, but never a wrong
+    one -- every economy it marks ok is optimal (oracle), the others are left to the host."""
+    import jaxwalras.convexified as cv
+    eco = jw.examples.random_menu_economy(30, 4, 5, 5, 3, seed=5, batch_shape=(12,))
+    batch, a, r = cv.broadcast_inputs(eco, 0.05, -0.1)
+    X, V, Y, C, bm, sm = (np.ascontiguousarray(z) for z in cv._host_arrays(eco, batch))
+    ref = jw.convexified_equilibrium(eco, markup=0.05, reserve=-0.1, method="lp")
+    rng = np.random.default_rng(1)
+    starts = {"lp": ref.prices, "noisy": ref.prices * (1 + rng.uniform(-0.02, 0.02, (12, 3))),
+              "zero": np.zeros((12, 3)), "far": 3 * ref.prices + 1.0}
+    for name, P0 in starts.items():
+        ok, P, LAM, MU, dual, primal, infeas = cv._device_exact_finish(
+            P0, X, V, bm, Y, C, sm, a, r)
+        if name == "lp":
+            assert ok.all()
+        d2, p2, gap, rel, inf2 = cv._certificate(P, LAM, MU, X, V, bm, Y, C, sm, a, r)
+        np.testing.assert_allclose(dual[ok], d2[ok], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(primal[ok], p2[ok], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(primal[ok], ref.primal_value[ok], rtol=1e-9, atol=1e-9)
+        assert np.all(rel[ok] <= 1e-9) and np.all(inf2[ok] <= 1e-9)
+        mixing = (((LAM > 1e-9).sum(-1) > 1).sum(-1) + ((MU > 1e-9).sum(-1) > 1).sum(-1))
+        assert np.all(mixing[ok] <= 3)
+
+
+def test_device_finish_infeasible_reserve_and_no_recompilation():
+    """Infeasible reserves are flagged (NaN prices) with finish='device' too, and a second
+    same-shape call compiles nothing new."""
+    eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=8, batch_shape=(4,))
+    reserve = np.array([[0.0, 0.0], [1e3, 0.0], [0.1, 0.1], [0.0, 1e3]])
+    r = jw.convexified_equilibrium(eco, reserve=reserve, finish="device")
+    np.testing.assert_array_equal(r.converged, [True, False, True, False])
+    assert np.isnan(r.prices[[1, 3]]).all() and np.isfinite(r.prices[[0, 2]]).all()
+    from jaxwalras.kernels import restricted_lp
+    before = restricted_lp.restricted_vertex._cache_size()
+    r2 = jw.convexified_equilibrium(eco, reserve=reserve, finish="device")
+    assert restricted_lp.restricted_vertex._cache_size() == before
+    np.testing.assert_array_equal(r2.primal_value, r.primal_value)
+
 
 def test_infeasible_reserve_in_a_multigood_batch():
     eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=8, batch_shape=(4,))
