@@ -18,10 +18,15 @@ Methods
 ``method="device"``  projected Newton (or optax Adam) on the entropic smoothing of ``g``
                      with the smoothing annealed, batched over all economies as fixed-length
                      ``lax.scan`` stages with per-economy convergence checks; then (``exact=True``)
-                     an exact finish on the host: an LP restricted to each economy's
-                     near-tied options, with column generation until the full-menu dual
-                     certifies optimality (falls back to the full LP if it does not).  The
-                     finish of one chunk of the batch overlaps the device solve of the next.
+                     an exact finish: an LP restricted to each economy's near-tied options,
+                     with column generation until the full-menu dual certifies optimality.
+                     ``finish="device"`` (default on accelerators) solves the restricted LPs
+                     of the whole batch by a float64 dense dual simplex on the device
+                     (:mod:`jaxwalras.kernels.restricted_lp`) and certifies them there;
+                     ``finish="host"`` (default on CPU) solves them with HiGHS, block-diagonal,
+                     overlapping the device solve of the next chunk, and falls back to the
+                     full LP if needed.  Economies the device finish does not certify go to
+                     the host finish.
                      One-good economies (``L == 1``) with ``exact=True`` take the envelope
                      method instead.
 ``method="envelope"`` ``L == 1`` only: the exact 1-D solution.  ``g`` is then a convex
