@@ -78,10 +78,27 @@ def _batched_jumps(v, d, s, p, nbits: int):
     return jax.vmap(partial(_greedy.singleton_jumps, nbits=nbits))(v, d, s, p)
 
 
+def _network_arcs(b, s):
+    """Arc structure of the networks N(p) for :func:`jaxwalras.flows.network_from_arcs`:
+    buyer-node -> object arcs ``(B, 2n, m)``, their ranks among the arcs into the same
+    object, and the source arc capacities ``(B, 2n)``."""
+    n = b.r.shape[1]
+    s_pos = (s > 0)[:, None, :]
+    bm = jnp.concatenate([b.strict & s_pos, b.marginal & s_pos & (b.r > 0)[:, :, None]],
+                         axis=1)
+    rank_t = jnp.int8 if 2 * n <= 127 else jnp.int32
+    col_rank = (jnp.cumsum(bm, axis=1, dtype=jnp.int32) - 1).astype(rank_t)
+    sF = jnp.sum(jnp.where(b.strict, s[:, None, :], 0), axis=2)
+    return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
+
+
 @partial(jax.jit, static_argnames=("step", "nbits"))
-def _advance(v, d, s, p, X, step: str, nbits: int):
-    """Raise every market's set X by its step (then, if ``nbits``, the singleton jumps);
-    return new prices, steps, new bundles."""
+def _advance(v, d, s, idx, p, X, step: str, nbits: int):
+    """Round kernel for the markets ``idx`` (rows of the full ``v, d, s``, gathered on the
+    device): raise every market's set X by its step (then, if ``nbits``, the singleton
+    jumps). Returns new prices, steps, the bundle arrays the host keeps
+    ``(strict, marginal, r, case_a)`` and the arc structure of N(p_new)."""
+    v, d, s = v[idx], d[idx], s[idx]
     if step == "unit":
         k = jnp.ones(p.shape[0], p.dtype)
     else:
@@ -90,8 +107,8 @@ def _advance(v, d, s, p, X, step: str, nbits: int):
     p_new = p + k[:, None] * X.astype(p.dtype)
     if nbits:
         p_new = _batched_jumps(v, d, s, p_new, nbits)
-    return p_new, k, _bundles(v, d, s, p_new)
-
+    b = _bundles(v, d, s, p_new)
+    return p_new, k, (b.strict, b.marginal, b.r, b.case_a), _network_arcs(b, s)
 
 
 _long_steps = jax.jit(_batched_long_step)
@@ -141,6 +158,24 @@ def _device_auction(v, d, s, p0, step: str, max_rounds: int, nbits: int = 0):
     return p, raises, running & over, rounds, b
 
 
+#: The host-flow auction pipelines device and host work over two lanes of markets while
+#: at least this many markets are running (see :class:`_Lane`).
+PIPELINE_MIN_MARKETS = 64
+
+
+class _Lane:
+    """Markets that go through the auction rounds together: one union max flow and one
+    round-kernel launch per round; ``pending`` is the launched, not yet fetched kernel
+    result for the markets ``pending_rows``."""
+
+    def __init__(self, active: np.ndarray):
+        self.active = active
+        self.rounds = 0
+        self.pending: list | None = None
+        self.pending_rows = active
+        self.arcs: tuple[np.ndarray, ...] | None = None   # network arcs of ``active``
+
+
 def _bucket(count: int, full: int) -> int:
     """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
 
@@ -158,6 +193,13 @@ def _to_host(b) -> tuple[np.ndarray, ...]:
 
 # ------------------------------------------------------------------------------ host --
 
+def _buyer_object_arcs(net: _flows.UnionNetwork) -> slice | np.ndarray:
+    """The F- and M-arcs of ``net`` (a slice where the builder made them contiguous)."""
+    if net.mid is not None:
+        return net.mid
+    return np.flatnonzero((net.kind == _flows.F_OBJ) | (net.kind == _flows.M_OBJ))
+
+
 def _carry_flow(net_new: _flows.UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
                 active_rows: np.ndarray) -> np.ndarray:
     """Warm start: carry the previous buyer->object flow into the new network N(p).
@@ -165,34 +207,34 @@ def _carry_flow(net_new: _flows.UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
     Keep ``min(x_ij, s_j)`` on F-arcs and at most ``r_i`` units in total on each buyer's
     M-arcs (greedily, in object order); derive source/sink arc flows by conservation.
     """
-    k = net_new.kind
-    fl = np.zeros(len(k), np.int64)
-    fo = (k == _flows.F_OBJ) | (k == _flows.M_OBJ)
+    _, n, m = prev_x.shape
+    fo = _buyer_object_arcs(net_new)
     a = net_new.market[fo]
     i = net_new.buyer[fo]
-    j = net_new.obj[fo]
-    x = prev_x[active_rows[a], i, j]
+    x = prev_x.reshape(-1)[(active_rows[a] * n + i) * m + net_new.obj[fo]]
     x = np.minimum(x, net_new.cap[fo])
-    is_m = k[fo] == _flows.M_OBJ
+    is_m = net_new.kind[fo] == _flows.M_OBJ
     if np.any(is_m):
         # truncate each buyer's M-arc total to r_i (arcs of one buyer are contiguous)
         xm = x[is_m]
-        key = a[is_m] * (r.shape[1] + 1) + i[is_m]
+        key = a[is_m] * (n + 1) + i[is_m]
         csum = np.cumsum(xm)
         first = np.r_[True, key[1:] != key[:-1]]
         seg_start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
         before = csum - xm - (csum - xm)[seg_start]
         limit = r[a[is_m], i[is_m]]
         x[is_m] = np.clip(limit - before, 0, xm)
+    fl = np.zeros(len(net_new.kind), np.int64)
     fl[fo] = x
     return _flows.conserve(net_new, fl)
 
 
 def _xij(net: _flows.UnionNetwork, flow: np.ndarray, A: int, n: int, m: int) -> np.ndarray:
-    x = np.zeros((A, n, m), np.int64)
-    fo = (net.kind == _flows.F_OBJ) | (net.kind == _flows.M_OBJ)
-    np.add.at(x, (net.market[fo], net.buyer[fo], net.obj[fo]), flow[fo])
-    return x
+    """Buyer->object flows as ``(A, n, m)`` (F_i and M_i are disjoint: one arc per (i, j))."""
+    x = np.zeros(A * n * m, np.int64)
+    fo = _buyer_object_arcs(net)
+    x[(net.market[fo] * n + net.buyer[fo]) * m + net.obj[fo]] = flow[fo]
+    return x.reshape(A, n, m)
 
 
 def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
@@ -297,17 +339,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     if jumps:
         nbits = int(int(np.max(market.values, initial=0)) + 2).bit_length()
         nbits = max(4, nbits + nbits % 2)
-    # current structure for every market
-    t0 = time.perf_counter()
-    if backend != "device":
-        # the round kernel with no set to raise: jumps from the start, then the bundles
-        prices, _, (strict, marginal, r, case_a) = _advance_active(
-            v, d, s, prices, np.arange(B), np.zeros((B, m), bool),
-            "unit" if step == "search" else step, B, nbits)
-    t_dev += time.perf_counter() - t0
     prev_x = np.zeros((B, n, m), np.int64)
-    active = np.arange(B)
     rounds = 0
+    lanes: list[_Lane] = []
     if backend == "device":
         t0 = time.perf_counter()
         p_fin, raises, running, rounds, b = _device_auction(
@@ -318,44 +352,101 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         strict, marginal, r, case_a = _to_host(b)
         status[np.asarray(running)] = 1
         rounds = int(rounds)
-        active = np.zeros(0, np.int64)
         t_dev += time.perf_counter() - t0
         backend = "scipy"           # the final allocation flow runs on the host
-    while len(active) and rounds < max_rounds:
-        rounds += 1
+    else:
+        # Markets run in lanes that take turns (software pipelining): while the device
+        # computes one lane's round kernel (asynchronous dispatch), the host solves the
+        # max flow of the other lane. Markets are independent, so lanes change nothing
+        # but the timing. The first kernel call (no set to raise) applies the jumps from
+        # the start and computes the bundles.
+        strict = np.zeros((B, n, m), bool)
+        marginal = np.zeros((B, n, m), bool)
+        r = np.zeros((B, n), np.int64)
+        case_a = np.zeros((B, n), bool)
+        dev_step = "unit" if step == "search" else step
+        n_lanes = 2 if (step != "search" and B >= PIPELINE_MIN_MARKETS) else 1
         t0 = time.perf_counter()
-        net = _flows.auction_network(strict[active], marginal[active], r[active], s_np[active])
-        init = (_carry_flow(net, prev_x, r[active], active)
-                if (warm_start and rounds > 1) else None)
-        flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=backend,
-                                                       init_flow=init)
-        nflows[active] += 1
-        if warm_start:
-            prev_x[active] = _xij(net, flow, len(active), n, m)
-        X = reach[net.object_node]
-        t_flow += time.perf_counter() - t0
-        active_next = active[~saturated]
-        if len(active_next) == 0:
-            active = active_next
-            break
-        Xa = X[~saturated]
-        t0 = time.perf_counter()
-        if step == "search":
-            k, nprobe = _search_steps(v, d, s, prices, active_next, Xa, s_np, backend)
-            nflows[active_next] += nprobe
-            t_flow += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            prices[active_next] += k[:, None] * Xa
-            newb = _gather_bundles(v, d, s, prices, active_next, B)
-        else:
-            newp, k, newb = _advance_active(v, d, s, prices, active_next, Xa, step, B, nbits)
-            prices[active_next] = newp
-        strict[active_next], marginal[active_next], r[active_next], case_a[active_next] = newb
-        iterations[active_next] += 1
+        for part in np.array_split(np.arange(B), n_lanes):
+            lane = _Lane(part)
+            lane.pending = _launch_advance(v, d, s, prices, part, np.zeros((len(part), m), bool),
+                                           dev_step, nbits)
+            lanes.append(lane)
         t_dev += time.perf_counter() - t0
-        active = active_next
-    if len(active):
-        status[active] = 1
+
+    def collect(lane: _Lane) -> None:
+        newp, _, newb, lane.arcs = _collect_advance(lane.pending)
+        rows = lane.pending_rows
+        prices[rows] = newp
+        strict[rows], marginal[rows], r[rows], case_a[rows] = newb
+        lane.pending = None
+
+    while any(len(lane.active) and lane.rounds < max_rounds for lane in lanes):
+        if len(lanes) > 1 and sum(len(lane.active) for lane in lanes) < PIPELINE_MIN_MARKETS:
+            # few markets left: one lane (one flow and one kernel call per round)
+            t0 = time.perf_counter()
+            for lane in lanes:
+                if lane.pending is not None:
+                    collect(lane)
+            t_dev += time.perf_counter() - t0
+            rows = np.concatenate([lane.active for lane in lanes])
+            order = np.argsort(rows)
+            merged = _Lane(rows[order])
+            merged.rounds = max(lane.rounds for lane in lanes if len(lane.active))
+            arcs = [lane.arcs for lane in lanes if len(lane.active)]
+            if all(a is not None for a in arcs):
+                merged.arcs = tuple(np.concatenate(parts)[order] for parts in zip(*arcs))
+            lanes = [merged]
+        for lane in lanes:
+            if lane.pending is not None:
+                t0 = time.perf_counter()
+                collect(lane)
+                t_dev += time.perf_counter() - t0
+            active = lane.active
+            if not len(active) or lane.rounds >= max_rounds:
+                continue
+            lane.rounds += 1
+            t0 = time.perf_counter()
+            if lane.arcs is not None:      # from the round kernel, for exactly ``active``
+                net = _flows.network_from_arcs(*lane.arcs, s_np[active])
+                lane.arcs = None
+            else:
+                net = _flows.auction_network(strict[active], marginal[active], r[active],
+                                             s_np[active])
+            init = (_carry_flow(net, prev_x, r[active], active)
+                    if (warm_start and lane.rounds > 1) else None)
+            flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=backend,
+                                                           init_flow=init)
+            nflows[active] += 1
+            if warm_start:
+                prev_x[active] = _xij(net, flow, len(active), n, m)
+            X = reach[net.object_node]
+            t_flow += time.perf_counter() - t0
+            active_next = active[~saturated]
+            lane.active = active_next
+            if len(active_next) == 0:
+                continue
+            Xa = X[~saturated]
+            t0 = time.perf_counter()
+            if step == "search":
+                k, nprobe = _search_steps(v, d, s, prices, active_next, Xa, s_np, backend)
+                nflows[active_next] += nprobe
+                t_flow += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                prices[active_next] += k[:, None] * Xa
+                newb = _gather_bundles(v, d, s, prices, active_next, B)
+                (strict[active_next], marginal[active_next], r[active_next],
+                 case_a[active_next]) = newb
+            else:
+                lane.pending = _launch_advance(v, d, s, prices, active_next, Xa, step, nbits)
+                lane.pending_rows = active_next
+            iterations[active_next] += 1
+            t_dev += time.perf_counter() - t0
+    for lane in lanes:
+        if lane.pending is not None:       # only after a round limit
+            collect(lane)
+        status[lane.active] = 1
+        rounds = max(rounds, lane.rounds)
 
     alloc = np.zeros((B, n, m), np.int64)
     if allocation:
@@ -364,7 +455,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         if len(ok):
             net = _flows.allocation_network(strict[ok], marginal[ok], case_a[ok], d_np[ok],
                                             s_np[ok], prices[ok])
-            flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend)
+            flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend, cut=False)
             # The dummy buyer may hold zero-price units that a case-B buyer with spare
             # demand would accept at zero payoff. Augment over the real arcs only, from the
             # real part of this flow: augmenting paths never unsaturate the forced
@@ -375,7 +466,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             sub = _flows.restrict(net, real)
             f_real = _flows.conserve(sub, np.where(np.isin(sub.kind, (_flows.F_OBJ, _flows.M_OBJ)),
                                                    flow[real], 0))
-            f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real)
+            f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real,
+                                                 cut=False)
             nflows[ok] += 2
             alloc[ok] = _xij(sub, f_real, len(ok), n, m)
             status[ok[~saturated]] = 2
@@ -389,6 +481,23 @@ def _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings) -> 
     return AuctionResult(prices.reshape(batch + (m,)), alloc.reshape(batch + (n, m)),
                          iterations.reshape(batch), nflows.reshape(batch),
                          status.reshape(batch), (status == 0).reshape(batch), timings)
+
+
+def _chunks(count: int, chunk: int, full: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` ranges that split ``count`` markets into device calls: full chunks,
+    then the rest in one bucketed call, or in two calls of the next smaller bucket where
+    that pads less (e.g. 100 markets: 2 x 64 instead of 256)."""
+    out = [(lo, lo + chunk) for lo in range(0, count - count % chunk, chunk)]
+    lo = len(out) * chunk
+    rest = count - lo
+    if rest:
+        size = _bucket(rest, full)
+        half = size // 4
+        if half >= 16 and rest <= 2 * half:
+            out += [(lo, lo + half), (lo + half, count)] if rest > half else [(lo, count)]
+        else:
+            out.append((lo, count))
+    return out
 
 
 def _pad_rows(rows: np.ndarray, B: int) -> np.ndarray:
@@ -411,18 +520,35 @@ def _chunk_size() -> int:
     return CPU_CHUNK if jax.default_backend() == "cpu" else ACCEL_CHUNK
 
 
-def _advance_active(v, d, s, prices, rows, X, step, B, nbits=0):
-    """Device step for the markets ``rows``, in chunks padded to bucketed sizes."""
-    ch = _chunk_size()
-    ps, ks, bs = [], [], []
-    for lo in range(0, len(rows), ch):
-        r, x = rows[lo:lo + ch], X[lo:lo + ch]
-        p_new, k, b = _advance(*_padded_args(v, d, s, prices, r, x, B), step, nbits)
-        ps.append(np.asarray(p_new, np.int64)[:len(r)])
-        ks.append(np.asarray(k, np.int64)[:len(r)])
-        bs.append(tuple(h[:len(r)] for h in _to_host(b)))
-    return (np.concatenate(ps), np.concatenate(ks),
-            tuple(np.concatenate(parts) for parts in zip(*bs)))
+def _launch_advance(v, d, s, prices, rows, X, step, nbits=0) -> list:
+    """Dispatch the round kernel for the markets ``rows`` (asynchronously), in chunks
+    padded to bucketed sizes; :func:`_collect_advance` fetches the results."""
+    m = prices.shape[1]
+    out = []
+    for lo, hi in _chunks(len(rows), _chunk_size(), v.shape[0]):
+        r, x = rows[lo:hi], X[lo:hi]
+        idx = _pad_rows(r, v.shape[0])
+        Xp = np.zeros((len(idx), m), bool)
+        Xp[:len(r)] = x
+        res = _advance(v, d, s, idx.astype(np.int32), prices[idx].astype(np.int32), Xp,
+                       step, nbits)
+        out.append((len(r), res))
+    return out
+
+
+def _collect_advance(launched: list):
+    """Host copies of :func:`_launch_advance`'s results: new prices, steps, bundles
+    ``(strict, marginal, r, case_a)`` and the arc structure, concatenated over the chunks."""
+    ps, ks, bs, arcs = [], [], [], []
+    for nr, res in launched:
+        p_new, k, b, net = jax.device_get(res)
+        ps.append(np.asarray(p_new[:nr], np.int64))
+        ks.append(np.asarray(k[:nr], np.int64))
+        bs.append((b[0][:nr], b[1][:nr], np.asarray(b[2][:nr], np.int64), b[3][:nr]))
+        arcs.append(tuple(x[:nr] for x in net))
+    # (concatenate also copies: the host arrays are written to later)
+    cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
+    return np.concatenate(ps), np.concatenate(ks), cat(bs), cat(arcs)
 
 
 def _gather_bundles(v, d, s, prices, rows, B):

@@ -11,7 +11,7 @@ networks one market at a time with ``networkx`` and is the reference for tests.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import networkx as nx
@@ -19,8 +19,9 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
-__all__ = ["UnionNetwork", "auction_network", "allocation_network", "solve_max_flow",
-           "restrict", "conserve", "reference_unit_step_auction"]
+__all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
+           "allocation_network", "solve_max_flow", "restrict", "conserve",
+           "reference_unit_step_auction"]
 
 Backend = Literal["scipy", "networkx"]
 
@@ -45,62 +46,63 @@ class UnionNetwork:
     obj: np.ndarray
     source_cap: np.ndarray
     object_node: np.ndarray
+    layout: CsrLayout | None = field(default=None, repr=False)
+    #: the buyer -> object arcs, where the builder made them contiguous (else ``None``)
+    mid: slice | None = field(default=None, repr=False)
+
+    def csr(self) -> CsrLayout:
+        """The CSR layout of the arcs (built on first use, then cached)."""
+        if self.layout is None:
+            self.layout = csr_layout(self.n_nodes, self.tail, self.head, self.cap)
+        return self.layout
+
+
+@dataclass
+class CsrLayout:
+    """The network as the CSR matrix that ``scipy.sparse.csgraph.maximum_flow`` works on.
+
+    Every arc ``(u, v)`` has an entry and so has its reverse ``(v, u)`` (an explicit zero
+    unless it is an arc too), with sorted column indices. scipy then adds no reverse edges
+    and keeps this exact entry structure for the returned (antisymmetric) flow, so flows
+    are read and residual graphs are formed entry-wise, without any re-sorting.
+    ``pos`` / ``rpos``: each arc's forward / reverse entry.
+    """
+    indptr: np.ndarray      # (N + 1,) int32
+    indices: np.ndarray     # (nnz,) int32
+    cap: np.ndarray         # (nnz,) int64: arc capacities (summed over parallel arcs)
+    pos: np.ndarray         # (E,) int64
+    rpos: np.ndarray        # (E,) int64
+    simple: bool = False    # every entry belongs to exactly one arc (as pos or rpos)
+
+
+def csr_layout(n_nodes: int, tail: np.ndarray, head: np.ndarray,
+               cap: np.ndarray) -> CsrLayout:
+    """:class:`CsrLayout` of any arc list."""
+    E = len(tail)
+    # scipy's COO -> CSR conversion (a counting sort) orders the entries; the data carry
+    # each entry's id (+1: no zeros), unless entries repeat (antiparallel or parallel arcs)
+    ids = csr_matrix((np.arange(1, 2 * E + 1, dtype=np.int64),
+                      (np.concatenate([tail, head]), np.concatenate([head, tail]))),
+                     shape=(n_nodes, n_nodes))
+    if ids.nnz == 2 * E:
+        where = np.empty(2 * E, np.int64)
+        where[ids.data - 1] = np.arange(2 * E)
+        pos, rpos = where[:E], where[E:]
+        data = np.zeros(2 * E, np.int64)
+        data[pos] = cap
+        return CsrLayout(ids.indptr.astype(np.int32), ids.indices.astype(np.int32), data,
+                         pos, rpos, simple=True)
+    N = np.int64(n_nodes)
+    keys = np.concatenate([tail * N + head, head * N + tail])
+    uniq, inv = np.unique(keys, return_inverse=True)
+    pos, rpos = inv[:E], inv[E:]
+    data = np.bincount(pos, weights=cap, minlength=len(uniq)).astype(np.int64)
+    indptr = np.searchsorted(uniq, np.arange(n_nodes + 1, dtype=np.int64) * N)
+    return CsrLayout(indptr.astype(np.int32), (uniq % N).astype(np.int32), data, pos, rpos)
 
 
 # arc kinds
 SRC_F, SRC_M, F_OBJ, M_OBJ, OBJ_SNK, M_DUMMY, SRC_DB, DB_OBJ, DB_DUMMY, DUMMY_SNK = range(10)
-
-
-def _concat(parts):
-    cols = list(zip(*parts))
-    return [np.concatenate(c).astype(np.int64) if c else np.zeros(0, np.int64) for c in cols]
-
-
-def _arcs(mask, tail, head, cap, kind, market, buyer=None, obj=None):
-    idx = np.nonzero(mask)
-    t = tail[idx] if np.ndim(tail) else np.full(len(idx[0]), tail)
-    h = head[idx] if np.ndim(head) else np.full(len(idx[0]), head)
-    c = cap[idx] if np.ndim(cap) else np.full(len(idx[0]), cap)
-    mk = market[idx]
-    b = buyer[idx] if buyer is not None else np.full(len(idx[0]), -1)
-    o = obj[idx] if obj is not None else np.full(len(idx[0]), -1)
-    return t, h, c, np.full(len(idx[0]), kind), mk, b, o
-
-
-def _market_arcs(strict, marginal, m_cap, supplies, per):
-    """Arcs shared by N(p) and N'(p) for a batch ``(A, n, m)``, markets laid out ``per``
-    nodes apart from node 2: source -> i^F (cap s(F_i)), i^F -> j in F_i, source -> i^M
-    (cap ``m_cap``), i^M -> j in M_i, j -> sink (buyer->object and sink arcs cap s_j).
-    Returns the arc parts, the market base node ids, the i^M and object node ids, s(F_i)."""
-    A, n, m = strict.shape
-    s = supplies.astype(np.int64)
-    m_cap = m_cap.astype(np.int64)
-    base = 2 + per * np.arange(A, dtype=np.int64)
-    iF = base[:, None] + np.arange(n)[None, :]
-    iM = iF + n
-    jn = base[:, None] + 2 * n + np.arange(m)[None, :]
-    ar = np.arange(A)
-    mk_n = np.broadcast_to(ar[:, None], (A, n))
-    mk_m = np.broadcast_to(ar[:, None], (A, m))
-    mk_nm = np.broadcast_to(ar[:, None, None], (A, n, m))
-    b_n = np.broadcast_to(np.arange(n)[None, :], (A, n))
-    b_nm = np.broadcast_to(np.arange(n)[None, :, None], (A, n, m))
-    o_nm = np.broadcast_to(np.arange(m)[None, None, :], (A, n, m))
-    o_m = np.broadcast_to(np.arange(m)[None, :], (A, m))
-    s_nm = np.broadcast_to(s[:, None, :], (A, n, m))
-    to_obj = np.broadcast_to(jn[:, None, :], (A, n, m))
-    sF = (strict * s[:, None, :]).sum(-1)
-    parts = [
-        _arcs(sF > 0, 0, iF, sF, SRC_F, mk_n, buyer=b_n),
-        _arcs(m_cap > 0, 0, iM, m_cap, SRC_M, mk_n, buyer=b_n),
-        _arcs(strict & (s_nm > 0), np.broadcast_to(iF[:, :, None], (A, n, m)), to_obj, s_nm,
-              F_OBJ, mk_nm, b_nm, o_nm),
-        _arcs(marginal & (s_nm > 0) & (m_cap[:, :, None] > 0),
-              np.broadcast_to(iM[:, :, None], (A, n, m)), to_obj, s_nm, M_OBJ, mk_nm, b_nm,
-              o_nm),
-        _arcs(s > 0, jn, 1, s, OBJ_SNK, mk_m, obj=o_m),
-    ]
-    return parts, base, iM, jn, sF
 
 
 def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
@@ -109,14 +111,116 @@ def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
 
     Per market: arcs source -> i^F (cap s(F_i)), i^F -> j in F_i (cap s_j),
     source -> i^M (cap r_i), i^M -> j in M_i (cap s_j), j -> sink (cap s_j). Arcs of
-    capacity 0 are left out (they carry no flow and no residual capacity).
+    capacity 0 are left out (they carry no flow and no residual capacity). Nodes of market
+    ``a`` are ``base + (i^F: i, i^M: n + i, j: 2n + j)`` with ``base = 2 + a (2n + m)``.
     """
-    A, n, m = strict.shape
-    per = 2 * n + m
+    s = supplies.astype(np.int64)
     rr = r.astype(np.int64)
-    parts, _, _, jn, sF = _market_arcs(strict, marginal, rr, supplies, per)
-    t, h, c, k, mk, b, o = _concat(parts)
-    return UnionNetwork(2 + per * A, t, h, c, mk, k, b, o, sF.sum(-1) + rr.sum(-1), jn)
+    s_pos = s > 0
+    bm = np.concatenate([strict & s_pos[:, None, :],
+                         marginal & s_pos[:, None, :] & (rr > 0)[:, :, None]], axis=1)
+    sF = np.einsum("anm,am->an", strict.astype(np.int64), s)
+    return network_from_arcs(bm, np.cumsum(bm, axis=1) - 1,
+                             np.concatenate([sF, rr], axis=1), s)
+
+
+def network_from_arcs(bm: np.ndarray, col_rank: np.ndarray, src_cap: np.ndarray,
+                      supplies: np.ndarray) -> UnionNetwork:
+    """:func:`auction_network` from its arc structure (the round kernel computes it on the
+    device): ``bm`` ``(A, 2n, m)`` bool, the buyer-node -> object arcs (buyer node ``t``
+    is ``i^F`` for ``t < n`` and ``i^M`` for ``t = n + i``); ``col_rank`` the number of
+    arcs into the same object from smaller buyer nodes (read where ``bm``);
+    ``src_cap`` ``(A, 2n)`` the source arc capacities ``(s(F_i), r_i)``.
+    """
+    A, n2, m = bm.shape
+    n = n2 // 2
+    s = supplies.astype(np.int64)
+    kind_mid = np.repeat(np.array([F_OBJ, M_OBJ]), n)[:, None].repeat(m, 1)
+    return _bipartite_union(
+        bm, col_rank, src_cap, s, s, np.arange(n2), n2 + np.arange(m), n2 + m,
+        np.repeat(np.array([SRC_F, SRC_M]), n), kind_mid, np.full(m, OBJ_SNK),
+        np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
+
+
+def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_off,
+                     per: int, kind_src, kind_mid, kind_snk, buyer_of, obj_of, source_cap,
+                     buyer_object_only: bool) -> UnionNetwork:
+    """Disjoint union of bipartite networks source -> left -> right -> sink, with its CSR
+    layout built from the structure (no sorting).
+
+    Per market: left nodes ``t`` (``T``) at ``base + left_off[t]``, right nodes ``j``
+    (``J``) at ``base + right_off[j]`` (both increasing), ``base = 2 + a per``. Arcs:
+    source -> t (cap ``src_cap[a, t]`` where positive), t -> j where ``bm[a, t, j]``
+    (cap ``right_cap[a, j]``; ``col_rank``: arcs into ``j`` from smaller ``t``),
+    j -> sink (cap ``snk_cap[a, j]`` where positive). The small tables give each arc's
+    kind (``kind_src[t]``, ``kind_mid[t, j]``, ``kind_snk[j]``), buyer (``buyer_of[t]``)
+    and object (``obj_of[j]``). Arc order: source arcs (by market, t), middle arcs (by
+    market, t, j), sink arcs (by market, j).
+    """
+    A, T, J = bm.shape
+    src_cap = src_cap.astype(np.int64)
+    snk_cap = snk_cap.astype(np.int64)
+    has = src_cap > 0
+    snk_has = snk_cap > 0
+    fs = np.flatnonzero(has)                   # source arcs, (a, t) order
+    fb = np.flatnonzero(bm)                    # middle arcs, (a, t, j) order
+    fo = np.flatnonzero(snk_has)               # sink arcs, (a, j) order
+    a_s, t_s = np.divmod(fs, T)
+    a_b, tj = np.divmod(fb, T * J)
+    t_b, j_b = np.divmod(tj, J)
+    a_o, j_o = np.divmod(fo, J)
+    ns, nb, no = len(fs), len(fb), len(fo)
+
+    # CSR rows: 0 (source arcs), 1 (reverse sink arcs), then every market's nodes. A left
+    # row is [0 (reverse source arc)] + its right nodes; a right row is [1 (sink arc)] +
+    # its left nodes; both sorted since 0 < 1 < every market node.
+    bt_key = a_b * T + t_b                     # left row of each middle arc
+    oj_key = a_b * J + j_b                     # right row
+    cnt_bt = np.bincount(bt_key, minlength=A * T)
+    cnt = np.zeros((A, per), np.int64)
+    cnt[:, left_off] = has + cnt_bt.reshape(A, T)
+    cnt[:, right_off] = snk_has + np.bincount(oj_key, minlength=A * J).reshape(A, J)
+    indptr = np.empty(3 + A * per, np.int64)
+    indptr[:3] = (0, ns, ns + no)
+    np.cumsum(cnt.ravel(), out=indptr[3:])
+    indptr[3:] += ns + no
+    rows = indptr[2:-1].reshape(A, per)
+    row_bt = rows[:, left_off].ravel()         # row starts of left nodes
+    row_oj = rows[:, right_off].ravel()        # ... and of right nodes
+    # forward middle entries: after the reverse source entry, in right-node order;
+    # reverse ones: after the sink entry, in left-node order
+    start_bt = np.cumsum(cnt_bt) - cnt_bt      # first middle arc of each left row
+    pos_b = np.arange(nb) + (row_bt + has.ravel() - start_bt)[bt_key]
+    rpos_b = (row_oj + snk_has.ravel())[oj_key] + col_rank.ravel()[fb]
+    pos_s, rpos_s = np.arange(ns), row_bt[fs]
+    pos_o, rpos_o = row_oj[fo], ns + np.arange(no)
+
+    node_l = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(left_off)
+    node_r = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(right_off)
+    tail = np.concatenate([np.zeros(ns, np.int64), node_l.ravel()[bt_key], node_r.ravel()[fo]])
+    head = np.concatenate([node_l.ravel()[fs], node_r.ravel()[oj_key], np.ones(no, np.int64)])
+    cap = np.concatenate([src_cap.ravel()[fs], right_cap.astype(np.int64).ravel()[oj_key],
+                          snk_cap.ravel()[fo]])
+    pos = np.concatenate([pos_s, pos_b, pos_o])
+    rpos = np.concatenate([rpos_s, rpos_b, rpos_o])
+    nnz = int(indptr[-1])
+    indices = np.empty(nnz, np.int32)
+    indices[pos] = head
+    indices[rpos] = tail
+    data = np.zeros(nnz, np.int64)
+    data[pos] = cap
+    layout = CsrLayout(indptr.astype(np.int32), indices, data, pos, rpos, simple=True)
+    kind = np.concatenate([np.asarray(kind_src)[t_s], np.asarray(kind_mid)[t_b, j_b],
+                           np.asarray(kind_snk)[j_o]])
+    market = np.concatenate([a_s, a_b, a_o])
+    buyer = np.concatenate([np.asarray(buyer_of)[t_s], np.asarray(buyer_of)[t_b],
+                            np.full(no, -1)])
+    obj = np.concatenate([np.full(ns, -1), np.asarray(obj_of)[j_b], np.asarray(obj_of)[j_o]])
+    m = int(np.sum(np.asarray(obj_of) >= 0))
+    n2 = int(np.sum(np.asarray(buyer_of) >= 0))
+    object_node = 2 + per * np.arange(A, dtype=np.int64)[:, None] + n2 + np.arange(m)
+    return UnionNetwork(2 + per * A, tail, head, cap, market, kind, buyer, obj, source_cap,
+                        object_node, layout, slice(ns, ns + nb) if buyer_object_only else None)
 
 
 def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndarray,
@@ -129,33 +233,43 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     ``sum s``; dummy buyer -> j (cap s_j) where ``p_j = 0``; dummy buyer -> dummy object
     (unbounded); dummy object -> sink ``sum d``. A Walrasian allocation exists iff a
     maximum flow saturates every source and sink arc.
+
+    Nodes of market ``a``: ``base + (i^F: i, i^M: n + i, j: 2n + j, dummy object:
+    2n + m, dummy buyer: 2n + m + 1)``, ``base = 2 + a (2n + m + 2)``; the dummy buyer is
+    the last left node and the dummy object the last right node of the bipartite layout.
     """
     A, n, m = strict.shape
     s = supplies.astype(np.int64)
     d = demands.astype(np.int64)
-    per = 2 * n + m + 2
-    rest = d - (strict * s[:, None, :]).sum(-1)
-    parts, base, iM, jn, _ = _market_arcs(strict, marginal, rest, s, per)
-    dob = base + 2 * n + m          # dummy object
-    dbu = dob + 1                   # dummy buyer
+    n2 = 2 * n
+    s_pos = s > 0
+    rest = d - np.einsum("anm,am->an", strict.astype(np.int64), s)
+    sF = d - rest
     big = int(s.sum() + d.sum() + 1)
-    ar = np.arange(A)
-    mk_n = np.broadcast_to(ar[:, None], (A, n))
-    mk_m = np.broadcast_to(ar[:, None], (A, m))
-    caseB = ~case_a.astype(bool)
     sum_s = s.sum(-1)
     sum_d = d.sum(-1)
-    parts += [
-        _arcs(caseB & (rest > 0), iM, np.broadcast_to(dob[:, None], (A, n)), big, M_DUMMY,
-              mk_n, buyer=np.broadcast_to(np.arange(n)[None, :], (A, n))),
-        _arcs(sum_s > 0, 0, dbu, sum_s, SRC_DB, ar),
-        _arcs((prices == 0) & (s > 0), np.broadcast_to(dbu[:, None], (A, m)), jn, s, DB_OBJ,
-              mk_m, obj=np.broadcast_to(np.arange(m)[None, :], (A, m))),
-        _arcs(sum_s > 0, dbu, dob, big, DB_DUMMY, ar),
-        _arcs(sum_d > 0, dob, 1, sum_d, DUMMY_SNK, ar),
-    ]
-    t, h, c, k, mk, b, o = _concat(parts)
-    return UnionNetwork(2 + per * A, t, h, c, mk, k, b, o, sum_d + sum_s, jn)
+    bm = np.zeros((A, n2 + 1, m + 1), bool)
+    bm[:, :n, :m] = strict & s_pos[:, None, :]
+    bm[:, n:n2, :m] = marginal & s_pos[:, None, :] & (rest > 0)[:, :, None]
+    bm[:, n:n2, m] = ~case_a.astype(bool) & (rest > 0)
+    bm[:, n2, :m] = (prices == 0) & s_pos
+    bm[:, n2, m] = sum_s > 0
+    col_rank = np.cumsum(bm, axis=1, dtype=np.int64) - 1
+    src_cap = np.concatenate([sF, rest, sum_s[:, None]], axis=1)
+    right_cap = np.concatenate([s, np.full((A, 1), big, np.int64)], axis=1)
+    snk_cap = np.concatenate([s, sum_d[:, None]], axis=1)
+    kind_mid = np.empty((n2 + 1, m + 1), np.int64)
+    kind_mid[:n] = F_OBJ
+    kind_mid[n:n2, :m] = M_OBJ
+    kind_mid[n:n2, m] = M_DUMMY
+    kind_mid[n2, :m] = DB_OBJ
+    kind_mid[n2, m] = DB_DUMMY
+    return _bipartite_union(
+        bm, col_rank, src_cap, right_cap, snk_cap,
+        np.r_[np.arange(n2), n2 + m + 1], n2 + np.arange(m + 1), n2 + m + 2,
+        np.r_[np.repeat([SRC_F, SRC_M], n), SRC_DB], kind_mid,
+        np.r_[np.full(m, OBJ_SNK), DUMMY_SNK], np.r_[np.tile(np.arange(n), 2), -1],
+        np.r_[np.arange(m), -1], sum_d + sum_s, False)
 
 
 def _residual_reachable(n_nodes, tail, head, cap, flow) -> np.ndarray:
@@ -168,20 +282,6 @@ def _residual_reachable(n_nodes, tail, head, cap, flow) -> np.ndarray:
     reach = np.zeros(n_nodes, bool)
     reach[order] = True
     return reach
-
-
-def _cold_scipy(net: UnionNetwork, at: UnionNetwork | None = None) -> np.ndarray:
-    """Max flow by scipy; returns the NET flow on the arcs of ``at`` (default ``net``).
-
-    scipy reports net flows (antisymmetric), so for a residual network with antiparallel
-    arcs, read the result on the original arcs (``at``) rather than per residual arc."""
-    N = net.n_nodes
-    at = net if at is None else at
-    if len(net.tail) == 0:
-        return np.zeros(len(at.tail), np.int64)
-    G = csr_matrix((net.cap.astype(np.int32), (net.tail, net.head)), shape=(N, N))
-    F = maximum_flow(G, 0, 1).flow
-    return np.asarray(F[at.tail, at.head]).ravel().astype(np.int64)
 
 
 def _cold_networkx(net: UnionNetwork, n_markets: int) -> np.ndarray:
@@ -201,8 +301,7 @@ def _cold_networkx(net: UnionNetwork, n_markets: int) -> np.ndarray:
 
 
 def _cold(net: UnionNetwork, n_markets: int, backend: Backend) -> np.ndarray:
-    if backend == "scipy":
-        return _cold_scipy(net)
+    """Max flow from zero by a per-arc backend (the scipy one is :func:`_scipy_max_flow`)."""
     if backend == "networkx":
         return _cold_networkx(net, n_markets)
     raise ValueError(f"backend: must be 'scipy' or 'networkx', got {backend!r}")
@@ -224,30 +323,80 @@ def _residual_network(net: UnionNetwork, f0: np.ndarray) -> tuple[UnionNetwork, 
     return res, np.stack([orig, sign])
 
 
+def _scipy_max_flow(net: UnionNetwork, init_flow: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """scipy max flow on the CSR layout, from ``init_flow`` (or zero): the flow per arc and
+    the mask of CSR entries with residual capacity."""
+    lay = net.csr()
+    N = net.n_nodes
+    data = lay.cap
+    if init_flow is not None:
+        # entry-wise (antisymmetric) net flow of the start; solve on its residual network
+        if lay.simple:
+            ef0 = np.zeros(len(data), np.int64)
+            ef0[lay.pos] = init_flow
+            ef0[lay.rpos] = -init_flow
+        else:
+            ef0 = (np.bincount(lay.pos, weights=init_flow, minlength=len(data))
+                   - np.bincount(lay.rpos, weights=init_flow, minlength=len(data)))
+        data = data - ef0.astype(np.int64)
+    if len(data) == 0:
+        return np.zeros(len(net.tail), np.int64), np.zeros(0, bool)
+    G = csr_matrix((data.astype(np.int32), lay.indices, lay.indptr), shape=(N, N))
+    G.has_sorted_indices = True
+    g = maximum_flow(G, 0, 1).flow.data.astype(np.int64)
+    flow = g[lay.pos]
+    if init_flow is not None:
+        flow += init_flow
+    return flow, data - g > 0
+
+
+def _reachable_entries(net: UnionNetwork, residual: np.ndarray) -> np.ndarray:
+    """Nodes reachable from the source over the CSR entries ``residual`` (bool mask)."""
+    lay = net.csr()
+    N = net.n_nodes
+    csum = np.concatenate([[0], np.cumsum(residual, dtype=np.int64)])
+    # float64 data and int32 indices: what csgraph works on, so it makes no copies
+    R = csr_matrix((np.ones(int(csum[-1])), lay.indices[residual],
+                    csum[lay.indptr].astype(np.int32)), shape=(N, N))
+    order = breadth_first_order(R, 0, directed=True, return_predecessors=False)
+    reach = np.zeros(N, bool)
+    reach[order] = True
+    return reach
+
+
 def solve_max_flow(net: UnionNetwork, n_markets: int, *, backend: Backend = "scipy",
-                   init_flow: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   init_flow: np.ndarray | None = None,
+                   cut: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Maximum flow of every component and its left-most minimum cut.
 
     Returns ``(flow per arc, saturated (A,) bool, reachable node mask)``: ``saturated``
     says whether every source arc of the market is saturated (``p`` competitive for N(p);
     a Walrasian allocation exists for N'(p)). ``init_flow`` warm-starts from a feasible
     flow: the result is ``init_flow`` plus a maximum flow of its residual network
-    (augmenting paths never decrease the flow on source or sink arcs).
+    (augmenting paths never decrease the flow on source or sink arcs). ``cut=False``
+    skips the left-most cut (the mask is then ``None``).
     """
-    if init_flow is None:
-        flow = _cold(net, n_markets, backend)
+    reach = None
+    if backend == "scipy":
+        flow, residual = _scipy_max_flow(
+            net, None if init_flow is None else np.asarray(init_flow, np.int64))
+        if cut:
+            reach = _reachable_entries(net, residual)
     else:
-        f0 = np.asarray(init_flow, np.int64)
-        res, (orig, sign) = _residual_network(net, f0)
-        if backend == "scipy":
-            flow = f0 + _cold_scipy(res, at=net)
+        if init_flow is None:
+            flow = _cold(net, n_markets, backend)
         else:
+            f0 = np.asarray(init_flow, np.int64)
+            res, (orig, sign) = _residual_network(net, f0)
             g = _cold(res, n_markets, backend)
             flow = f0 + np.bincount(orig, weights=sign * g, minlength=len(f0)).astype(np.int64)
-    value = np.bincount(net.market[net.tail == 0], weights=flow[net.tail == 0],
+        if cut:
+            reach = _residual_reachable(net.n_nodes, net.tail, net.head, net.cap, flow)
+    src = net.tail == 0
+    value = np.bincount(net.market[src], weights=flow[src],
                         minlength=n_markets).astype(np.int64)
     saturated = value == net.source_cap
-    reach = _residual_reachable(net.n_nodes, net.tail, net.head, net.cap, flow)
     return flow, saturated, reach
 
 
@@ -256,9 +405,20 @@ def restrict(net: UnionNetwork, keep: np.ndarray) -> UnionNetwork:
     src = net.tail[keep] == 0
     cap_src = np.bincount(net.market[keep][src], weights=net.cap[keep][src],
                           minlength=len(net.source_cap)).astype(np.int64)
+    layout = None
+    lay = net.layout
+    if lay is not None and lay.simple:
+        # drop the entries of the removed arcs: the order (and so scipy's flow) is kept
+        used = np.zeros(len(lay.cap), bool)
+        used[lay.pos[keep]] = True
+        used[lay.rpos[keep]] = True
+        csum = np.concatenate([[0], np.cumsum(used)])
+        layout = CsrLayout(csum[lay.indptr].astype(np.int32), lay.indices[used],
+                           lay.cap[used], csum[lay.pos[keep]], csum[lay.rpos[keep]],
+                           simple=True)
     return UnionNetwork(net.n_nodes, net.tail[keep], net.head[keep], net.cap[keep],
                         net.market[keep], net.kind[keep], net.buyer[keep], net.obj[keep],
-                        cap_src, net.object_node)
+                        cap_src, net.object_node, layout)
 
 
 def conserve(net: UnionNetwork, flow: np.ndarray) -> np.ndarray:
