@@ -271,7 +271,10 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         running markets' networks; ``"networkx"``: one networkx flow per market (the slow
         reference); ``"auto"`` (default): ``"device"`` on GPU/TPU when ``m <= 12``, else
         ``"scipy"``.
-      max_rounds: safety bound on rounds; markets that hit it get ``status == 1``.
+      max_rounds: safety bound on rounds (one overdemand check and raise each); markets
+        that hit it get ``status == 1``. With host flows the check of the final prices is
+        a round of its own; the all-device auction checks them after its last round, so a
+        market that reaches ``p*`` in exactly ``max_rounds`` raises is done (status 0).
       allocation: also compute a Walrasian allocation (one more union max flow).
       jumps: after every raise (and once before the first round) raise each
         *individually* overdemanded object, on the device, to the price at which it stops

@@ -458,6 +458,14 @@ def test_no_recompilation_for_same_shapes():
 
 def test_round_limit_status():
     mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4 after 4 unit raises
-    assert jw.buyer_optimal_equilibrium(mkt, step="unit", max_rounds=4).status == 1
-    done = jw.buyer_optimal_equilibrium(mkt, step="unit", max_rounds=5)
+    # host flows: a round is one max flow (+ raise); the 5th flow certifies p* = 4
+    host = dict(step="unit", backend="scipy")
+    assert jw.buyer_optimal_equilibrium(mkt, max_rounds=4, **host).status == 1
+    done = jw.buyer_optimal_equilibrium(mkt, max_rounds=5, **host)
     assert done.status == 0 and done.prices.tolist() == [4]
+    # all-device auction: the cut at the final prices is checked after the last round
+    dev = dict(step="unit", backend="device")
+    r3 = jw.buyer_optimal_equilibrium(mkt, max_rounds=3, **dev)
+    assert r3.status == 1 and r3.prices.tolist() == [3]
+    r4 = jw.buyer_optimal_equilibrium(mkt, max_rounds=4, **dev)
+    assert r4.status == 0 and r4.prices.tolist() == [4]
