@@ -16,6 +16,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+#: full float32 accuracy (GPUs otherwise run float32 contractions in TF32)
+_EXACT = jax.lax.Precision.HIGHEST
+
 __all__ = ["buyer_surplus", "seller_profit", "menu_gaps", "menu_argmax", "dual_value",
            "smoothed_dual", "smoothed_weights", "excess_supply", "primal_value"]
 
@@ -24,13 +27,13 @@ Array = jax.Array
 
 def buyer_surplus(p: Array, X: Array, V: Array, mask: Array, alpha: Array) -> Array:
     """``V/(1+alpha) - X @ p`` per option (N, Kb); ``-inf`` on masked options."""
-    u = V / (1.0 + alpha) - jnp.einsum("nkl,l->nk", X, p)
+    u = V / (1.0 + alpha) - jnp.einsum("nkl,l->nk", X, p, precision=_EXACT)
     return jnp.where(mask, u, -jnp.inf)
 
 
 def seller_profit(p: Array, Y: Array, C: Array, mask: Array) -> Array:
     """``Y @ p - C`` per option (F, Ks); ``-inf`` on masked options."""
-    w = jnp.einsum("fkl,l->fk", Y, p) - C
+    w = jnp.einsum("fkl,l->fk", Y, p, precision=_EXACT) - C
     return jnp.where(mask, w, -jnp.inf)
 
 

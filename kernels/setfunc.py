@@ -28,6 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: full float32 accuracy for bundle prices: GPUs otherwise run float32 matmuls in TF32
+#: (10-bit mantissa), which breaks the demand tie-breaking and envy checks.
+_EXACT = jax.lax.Precision.HIGHEST
+
 __all__ = ["subset_bits", "set_prices", "item_demand", "bundle_demand", "welfare_dp",
            "dp_backtrack", "lyapunov", "ascending_auction", "AuctionState", "CWEState",
            "cwe_dynamics", "popcount"]
@@ -73,7 +77,7 @@ def _submask_groups(m: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
 # --------------------------------------------------------------------------- demand queries
 def set_prices(prices: jax.Array, m: int) -> jax.Array:
     """Price of every set: ``(..., m) -> (..., 2**m)``, ``P[S] = sum_{j in S} p_j``."""
-    return prices @ subset_bits(m, prices.dtype).T
+    return jnp.matmul(prices, subset_bits(m, prices.dtype).T, precision=_EXACT)
 
 
 def item_demand(values: jax.Array, prices: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -110,7 +114,8 @@ def bundle_demand(values: jax.Array, bundles: jax.Array, prices: jax.Array,
     k = bundles.shape[-1]
     bits = jnp.asarray(_bits_np(k))                                   # (2^K, K)
     unions = _bundle_unions(bundles)                                  # (..., 2^K)
-    cost = prices.astype(values.dtype) @ bits.T.astype(values.dtype)  # (..., 2^K)
+    cost = jnp.matmul(prices.astype(values.dtype), bits.T.astype(values.dtype),
+                      precision=_EXACT)                                # (..., 2^K)
     vals = jnp.take_along_axis(values, unions[..., None, :], axis=-1)  # (..., n, 2^K)
     util = vals - cost[..., None, :]
     bad = jnp.any((bundles[..., None, :] == 0) & (bits == 1), axis=-1)  # uses an empty slot
