@@ -727,17 +727,21 @@ def _bucket(n: int, cap: int) -> int:
 
 #: largest sub-economy the device finish solves densely (ambiguous agents of one kind)
 _DEVICE_FINISH_MAX_AGENTS = 64
+#: device memory for the dense simplex tableaux of one call of the device finish
+_DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
 
 
 def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 2,
-                         rel_eps: float = 2e-3, cert_tol: float = 1e-10):
+                         rel_eps: float = 2e-3, cert_tol: float = 1e-10,
+                         tableau_bytes: int = _DEVICE_FINISH_TABLEAU_BYTES):
     """Exact finish on the device (float64, scoped x64): every economy's LP restricted to
     its near-tied options at ``P0`` is solved by the batched dense dual simplex of
     :mod:`jaxwalras.kernels.restricted_lp` and certified there against the full menus.
     Economies not certified get another round (at most ``rounds`` in all) with the options
     near-best at the restricted optimum's prices added and ``eps`` doubled -- the column
     generation of :func:`_exact_finish`; later rounds only carry the economies still open,
-    padded to a power of 4 (few compiled shapes).
+    padded to a power of 4 (few compiled shapes).  Economies go to the simplex in pieces
+    whose dense tableaux take at most about ``tableau_bytes``.
 
     Returns ``(ok, P, LAM, MU, dual, primal, infeas)`` as numpy; economies with ``ok``
     False (a restricted LP too large for the static sizes, infeasible, or not certified)
@@ -748,8 +752,9 @@ def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 
     from .kernels.restricted_lp import candidate_counts, restricted_vertex
     B, N, Kb = Vf.shape
     F, Ks = Cf.shape[1:]
+    L = Xf.shape[-1]
     ok = np.zeros(B, bool)
-    P = np.zeros((B, Xf.shape[-1]))
+    P = np.zeros((B, L))
     LAM = np.zeros(Vf.shape)
     MU = np.zeros(Cf.shape)
     dual, primal, infeas = np.zeros(B), np.zeros(B), np.zeros(B)
@@ -761,27 +766,43 @@ def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 
         for rnd in range(rounds):
             if todo.size == 0:
                 break
-            # pad the open economies to a fixed bucket (all of them in round 0)
-            size = B if rnd == 0 else min(B, _bucket4(todo.size))
-            idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
-            sub = (lambda z: z) if rnd == 0 else (lambda z: z[idx])   # round 0: all, no copy
-            args = tuple(jnp.asarray(sub(z)) for z in (Xf, Vf, bmf, Yf, Cf, smf, af))
-            p0, p1 = jnp.asarray(sub(P0)), jnp.asarray(sub(P1))
-            R = jnp.asarray(sub(rf))
             eps = rel_eps * 2.0 ** rnd
+            whole = rnd == 0                      # round 0: the whole batch, no gather copy
+            size = B if whole else _bucket4(todo.size)    # later: padded, few shapes
+            idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
+            sub = (lambda z: z) if whole else (lambda z: z[idx])
+            args = tuple(jnp.asarray(sub(z)) for z in (Xf, Vf, bmf, Yf, Cf, smf, af))
+            p0, p1, R = jnp.asarray(sub(P0)), jnp.asarray(sub(P1)), jnp.asarray(sub(rf))
             nb, ns, kc = (np.asarray(z) for z in candidate_counts(p0, p1, *args, eps))
             NA = _bucket(nb.max(initial=0), min(N, cap))
             FA = _bucket(ns.max(initial=0), min(F, cap))
             KC = _bucket(kc.max(initial=1), max(Kb, Ks))
-            out = restricted_vertex(p0, p1, *args, R, NA=NA, FA=FA, KC=KC,
-                                    rel_eps=eps, cert_tol=cert_tol)
-            out = jax.tree_util.tree_map(lambda z: np.asarray(z)[:todo.size], out)
-            ok[todo], P[todo], LAM[todo], MU[todo] = (out.ok, out.prices, out.buyer_weights,
-                                                      out.seller_weights)
-            dual[todo], primal[todo], infeas[todo] = out.dual, out.primal, out.infeasibility
-            # next round: also the options near-best at the restricted optimum's prices
-            P1[todo] = np.where(np.isfinite(out.prices), out.prices, P0[todo])
-            todo = todo[~out.ok]
+            # economies per simplex call: dense tableau (NA+FA+L) x ((NA+FA) KC + L + 1)
+            # in float64, about three live copies
+            per = 3 * 8 * (NA + FA + L) * ((NA + FA) * KC + L + 1)
+            piece = size if size * per <= tableau_bytes else \
+                min(size, max(16, 1 << int(max(1, tableau_bytes // per)).bit_length() - 1))
+            opened = []
+            for lo in range(0, todo.size, piece):
+                rows = np.arange(lo, min(lo + piece, todo.size))    # positions in ``todo``
+                if piece == size:
+                    ins = args + (R,)
+                    q0, q1 = p0, p1
+                else:   # pad to the piece size: one compiled shape per round
+                    pad = jnp.asarray(np.concatenate([rows, np.full(piece - rows.size, rows[0])]))
+                    ins = tuple(z[pad] for z in args + (R,))
+                    q0, q1 = p0[pad], p1[pad]
+                out = restricted_vertex(q0, q1, *ins[:-1], ins[-1], NA=NA, FA=FA, KC=KC,
+                                        rel_eps=eps, cert_tol=cert_tol)
+                out = jax.tree_util.tree_map(lambda z: np.asarray(z)[:rows.size], out)
+                t = todo[rows]
+                ok[t], P[t], LAM[t], MU[t] = (out.ok, out.prices, out.buyer_weights,
+                                              out.seller_weights)
+                dual[t], primal[t], infeas[t] = out.dual, out.primal, out.infeasibility
+                # next round: also the options near-best at the restricted optimum's prices
+                P1[t] = np.where(np.isfinite(out.prices), out.prices, P0[t])
+                opened.append(t[~out.ok])
+            todo = np.concatenate(opened)
     return ok, P, LAM, MU, dual, primal, infeas
 
 

@@ -142,8 +142,9 @@ def restricted_vertex(p0, p1, X, V, bm, Y, C, sm, alpha, R, *, NA: int, FA: int,
     """Exact vertex optimum of a batch of convexified LPs near prices ``p0`` (leading axis =
     batch; see the module docstring); candidates are the options near-best at ``p0`` or at
     ``p1`` (pass ``p1 = p0`` for one price vector; a second round passes the first round's
-    prices, which adds the options that the restricted optimum says are missing).  ``NA``/``FA``: ambiguous buyers/sellers solved per
-    economy, ``KC``: candidates per agent (static).  ``ok`` flags the economies certified
+    prices, which adds the options that the restricted optimum says are missing).
+    ``NA``/``FA``: ambiguous buyers/sellers solved per economy, ``KC``: candidates per
+    agent (static).  ``ok`` flags the economies certified
     optimal against their full menus; the others need another finish."""
     f = lambda *a: _one_vertex(*a, rel_eps, cert_tol, NA, FA, KC, max_iter)  # noqa: E731
     return jax.vmap(f)(p0.astype(V.dtype), p1.astype(V.dtype), X, V, bm, Y, C, sm, alpha, R)

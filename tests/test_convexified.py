@@ -350,13 +350,13 @@ def test_device_finish_certifies_on_device_and_flags_the_rest():
     its certificate is the host's; from poor prices it may certify fewer, but never a wrong
     one -- every economy it marks ok is optimal (oracle), the others are left to the host."""
     import jaxwalras.convexified as cv
-    eco = jw.examples.random_menu_economy(30, 4, 5, 5, 3, seed=5, batch_shape=(12,))
+    eco = jw.examples.random_menu_economy(30, 4, 5, 5, 3, seed=5, batch_shape=(40,))
     batch, a, r = cv.broadcast_inputs(eco, 0.05, -0.1)
     X, V, Y, C, bm, sm = (np.ascontiguousarray(z) for z in cv._host_arrays(eco, batch))
     ref = jw.convexified_equilibrium(eco, markup=0.05, reserve=-0.1, method="lp")
     rng = np.random.default_rng(1)
-    starts = {"lp": ref.prices, "noisy": ref.prices * (1 + rng.uniform(-0.02, 0.02, (12, 3))),
-              "zero": np.zeros((12, 3)), "far": 3 * ref.prices + 1.0}
+    starts = {"lp": ref.prices, "noisy": ref.prices * (1 + rng.uniform(-0.02, 0.02, (40, 3))),
+              "zero": np.zeros((40, 3)), "far": 3 * ref.prices + 1.0}
     for name, P0 in starts.items():
         ok, P, LAM, MU, dual, primal, infeas = cv._device_exact_finish(
             P0, X, V, bm, Y, C, sm, a, r)
@@ -369,6 +369,12 @@ def test_device_finish_certifies_on_device_and_flags_the_rest():
         assert np.all(rel[ok] <= 1e-9) and np.all(inf2[ok] <= 1e-9)
         mixing = (((LAM > 1e-9).sum(-1) > 1).sum(-1) + ((MU > 1e-9).sum(-1) > 1).sum(-1))
         assert np.all(mixing[ok] <= 3)
+        # a tiny tableau budget: the same answers from padded pieces of 16 economies (40 =
+        # 16 + 16 + 8 padded to 16)
+        small = cv._device_exact_finish(P0, X, V, bm, Y, C, sm, a, r, tableau_bytes=1)
+        np.testing.assert_array_equal(small[0], ok)
+        for u, v in zip(small[1:], (P, LAM, MU, dual, primal, infeas)):   # up to rounding
+            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
 
 
 def test_device_finish_infeasible_reserve_and_no_recompilation():
