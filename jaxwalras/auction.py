@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxwalras import flows as _flows
+from jaxwalras._shapes import padded_size
 from jaxwalras._validation import as_int_array
 from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
@@ -180,10 +181,7 @@ def _bucket(count: int, full: int) -> int:
     """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
 
     Keeps the number of distinct kernel shapes (compilations) at most ~log4(chunk)."""
-    size = 16
-    while size < count:
-        size *= 4
-    return min(size, full)
+    return padded_size(count, base=4, floor=16, cap=full)
 
 
 def _to_host(b) -> tuple[np.ndarray, ...]:

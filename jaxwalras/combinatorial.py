@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from . import _validation as _v
+from ._shapes import padded_size
 from .kernels import setfunc as _k
 
 __all__ = [
@@ -756,7 +757,7 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
         if n_left == 0:
             return _CWERun(full, tol)
         rest = live[~done]
-        size = max(8, 1 << (n_left - 1).bit_length())
+        size = padded_size(n_left, floor=8)
         idx = np.concatenate([rest, np.repeat(rest[:1], size - n_left)])
         count = n_left
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._shapes import padded_size
 from ._validation import as_float_array
 from .convexified import convexified_equilibrium
 from .economy import MenuEconomy
@@ -180,11 +181,6 @@ def _simplex_fits(X: np.ndarray, Y: np.ndarray) -> bool:
     return (N + F + L) * (N * Kb + F * Ks + L + 1) <= _SIMPLEX_MAX_CELLS
 
 
-def _bucket(n: int, cap: int) -> int:
-    """Padded batch size: the next power of two (>= 8), at most ``cap`` (then chunks)."""
-    return int(min(cap, max(8, 2 ** int(np.ceil(np.log2(max(n, 1)))))))
-
-
 def _run_chunked(fn, args: list[np.ndarray], n: int) -> list[np.ndarray]:
     """Call ``fn`` on fixed-size chunks (``_CHUNKS``, padded by repeating the chunk's first
     row): at most two compiled shapes per economy shape, never one per call."""
@@ -274,7 +270,7 @@ def _solve_lps(D: dict, idx: np.ndarray, a: np.ndarray, r: np.ndarray, method: s
     opts = dict(solver_options)
     if method == "device" and "chunk_size" not in opts:
         # bucket the flat batch to a power of two: one compiled shape per bucket, not per call
-        opts["chunk_size"] = _bucket(n, 4096)
+        opts["chunk_size"] = padded_size(n, floor=8, cap=4096)
     sub = MenuEconomy._unchecked(X, V, Y, C, bm, sm)
     ce = convexified_equilibrium(sub, markup=a, reserve=r, method=method, **opts)
     return (np.asarray(ce.converged), np.nan_to_num(np.asarray(ce.prices, float)),
