@@ -48,6 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
+from ._shapes import padded_size
 from ._validation import as_float_array, broadcast_batch
 from .economy import MenuEconomy
 
@@ -194,9 +195,13 @@ def _certificate(p, lam, mu, X, V, bm, Y, C, sm, a, r):
                   - np.einsum("...fk,...fkl->...l", mu, Y))
     infeas = np.maximum(excess_dem, 0.0).max(-1)
     gap = dual - primal
+    return dual, primal, gap, _rel_gap(gap, dual, primal, V, C, a), infeas
+
+
+def _rel_gap(gap, dual, primal, V, C, a) -> np.ndarray:
+    """``gap`` relative to ``max(|dual|, |primal|, value scale)``."""
     vscale = np.maximum(np.abs(V).max((-1, -2)) / (1.0 + a), np.abs(C).max((-1, -2)))
-    denom = np.maximum(np.maximum(np.abs(dual), np.abs(primal)), np.maximum(vscale, 1e-300))
-    return dual, primal, gap, gap / denom, infeas
+    return gap / np.maximum(np.maximum(np.abs(dual), np.abs(primal)), np.maximum(vscale, 1e-300))
 
 
 # ----------------------------------------------------------------------------------------
@@ -720,11 +725,6 @@ def _exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 6,
 _PIPE_MIN, _PIPE_CHUNKS = 64, 4
 
 
-def _bucket(n: int, cap: int) -> int:
-    """Static size for ``n`` items: the next power of two (at least 1), at most ``cap``."""
-    return int(min(max(1, 1 << max(int(n) - 1, 0).bit_length()), max(cap, 1)))
-
-
 #: largest sub-economy the device finish solves densely (ambiguous agents of one kind)
 _DEVICE_FINISH_MAX_AGENTS = 64
 #: device memory for the dense simplex tableaux of one call of the device finish
@@ -768,15 +768,15 @@ def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 
                 break
             eps = rel_eps * 2.0 ** rnd
             whole = rnd == 0                      # round 0: the whole batch, no gather copy
-            size = B if whole else _bucket4(todo.size)    # later: padded, few shapes
+            size = B if whole else padded_size(todo.size, base=4, floor=16)  # few shapes
             idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
             sub = (lambda z: z) if whole else (lambda z: z[idx])
             args = tuple(jnp.asarray(sub(z)) for z in (Xf, Vf, bmf, Yf, Cf, smf, af))
             p0, p1, R = jnp.asarray(sub(P0)), jnp.asarray(sub(P1)), jnp.asarray(sub(rf))
             nb, ns, kc = (np.asarray(z) for z in candidate_counts(p0, p1, *args, eps))
-            NA = _bucket(nb.max(initial=0), min(N, cap))
-            FA = _bucket(ns.max(initial=0), min(F, cap))
-            KC = _bucket(kc.max(initial=1), max(Kb, Ks))
+            NA = padded_size(nb.max(initial=0), cap=min(N, cap))
+            FA = padded_size(ns.max(initial=0), cap=min(F, cap))
+            KC = padded_size(kc.max(initial=1), cap=max(Kb, Ks))
             # economies per simplex call: dense tableau (NA+FA+L) x ((NA+FA) KC + L + 1)
             # in float64, about three live copies
             per = 3 * 8 * (NA + FA + L) * ((NA + FA) * KC + L + 1)
@@ -804,14 +804,6 @@ def _device_exact_finish(P0, Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, rounds: int = 
                 opened.append(t[~out.ok])
             todo = np.concatenate(opened)
     return ok, P, LAM, MU, dual, primal, infeas
-
-
-def _bucket4(n: int) -> int:
-    """The next power of 4 (at least 16): padded sizes for the later finish rounds."""
-    b = 16
-    while b < n:
-        b *= 4
-    return b
 
 
 def _device_then_exact(Xf, Vf, bmf, Yf, Cf, smf, af, rf, *, exact: bool, tol: float,
@@ -954,8 +946,7 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
             dual[m], primal[m], _, _, infeas[m] = _certificate(
                 P[m], LAM[m], MU[m], Xf[m], Vf[m], bmf[m], Yf[m], Cf[m], smf[m], af[m], rf[m])
         gap = dual - primal
-        vs = np.maximum(np.abs(Vf).max((-1, -2)) / (1.0 + af), np.abs(Cf).max((-1, -2)))
-        rel = gap / np.maximum(np.maximum(np.abs(dual), np.abs(primal)), np.maximum(vs, 1e-300))
+        rel = _rel_gap(gap, dual, primal, Vf, Cf, af)
     scale = np.maximum(np.abs(Vf).max((-1, -2)), np.abs(Cf).max((-1, -2))) + 1.0
     conv = ok & (rel <= tol) & (infeas <= 1e-9 * scale * max(1, Vf.shape[-2]))
     nanp = ~ok

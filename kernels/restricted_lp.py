@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from .mechanisms import convexified_lp_simplex
+from .menu import (buyer_surplus, dual_value, excess_supply, menu_argmax, primal_value,
+                   seller_profit)
 
 __all__ = ["candidate_counts", "restricted_vertex", "RestrictedVertex"]
 
@@ -57,11 +59,10 @@ def _scales(X, V, Y, C):
 
 
 def _candidates(p, X, V, bm, Y, C, sm, alpha, eps):
-    """Candidate masks: options within ``eps`` (money; buyers ``eps (1+alpha)``) of best."""
-    u = jnp.where(bm, V - (1.0 + alpha) * jnp.einsum("nkl,l->nk", X, p), -jnp.inf)
-    w = jnp.where(sm, jnp.einsum("fkl,l->fk", Y, p) - C, -jnp.inf)
-    cb = bm & (u.max(-1, keepdims=True) - u <= eps * (1.0 + alpha))
-    cs = sm & (w.max(-1, keepdims=True) - w <= eps)
+    """Candidate masks: options within ``eps`` of the best (buyers: in surplus units
+    ``V/(1+alpha) - p.X``, i.e. ``eps (1+alpha)`` in money)."""
+    _, cb = menu_argmax(buyer_surplus(p, X, V, bm, alpha), eps)
+    _, cs = menu_argmax(seller_profit(p, Y, C, sm), eps)
     return cb, cs
 
 
@@ -123,13 +124,9 @@ def _one_vertex(p0, p1, X, V, bm, Y, C, sm, alpha, R, rel_eps, cert_tol, NA, FA,
     lam = lam_fix.at[ib[:, None], kb].add(jnp.where(vb[:, None], lam_s, 0.0))
     mu = mu_fix.at[i_s[:, None], ks].add(jnp.where(vs_[:, None], mu_s, 0.0))
     # certificate against the FULL menus
-    u = jnp.where(bm, V - (1.0 + alpha) * jnp.einsum("nkl,l->nk", X, p), -jnp.inf)
-    w = jnp.where(sm, jnp.einsum("fkl,l->fk", Y, p) - C, -jnp.inf)
-    dual = (jnp.where(bm.any(-1), u.max(-1), 0.0).sum() / (1.0 + alpha)
-            + jnp.where(sm.any(-1), w.max(-1), 0.0).sum() - p @ R)
-    primal = jnp.sum(lam * V) / (1.0 + alpha) - jnp.sum(mu * C)
-    excess = jnp.einsum("nk,nkl->l", lam, X) + R - jnp.einsum("fk,fkl->l", mu, Y)
-    infeas = jnp.maximum(excess, 0.0).max(initial=0.0)
+    dual = dual_value(p, X, V, bm, Y, C, sm, alpha, R)
+    primal = primal_value(lam, V, mu, C, alpha)
+    infeas = jnp.maximum(-excess_supply(lam, X, mu, Y, R), 0.0).max(initial=0.0)
     ok = ((status == 0) & ~overflow & jnp.all(jnp.isfinite(p))
           & (dual - primal <= cert_tol * vscale * max(1, N))
           & (infeas <= 1e-9 * (vscale + 1.0) * max(1, N)))
