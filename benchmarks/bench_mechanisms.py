@@ -3,15 +3,15 @@
 Part A -- large single-good markets (Table 1 at scale, N buyers, v, q ~ U[0,1]):
   jaxwalras   ``jw.markup_mechanism`` (exact breakpoint scan, jitted sort + cumsum on device)
   numpy       the same exact scan written in numpy (float64, one market at a time)
-  highs-grid  the generic mechanism on per-economy HiGHS LPs (``method="lp"``), the
+  highs-grid  the generic mechanism on per-economy HiGHS LPs (``backend="host"``), the
               approach a user without the scan would take (run only for N <= --highs-max-n)
 Part B -- batches of small multi-good economies with fixed costs and indivisible bundles:
-  jaxwalras   ``jw.markup_mechanism(batch, method="device")``: every convexified LP of a
+  jaxwalras   ``jw.markup_mechanism(batch, backend="device")``: every convexified LP of a
               search phase (17 markups x all economies, then 4 refinement rounds) solved
               exactly in ONE batched device dual-simplex call (float64, certified against the
               full-menu dual), vectorised numpy rounding, batched device re-pricing
   highs       the same mechanism built on per-economy HiGHS LP solves: a loop over the
-              economies of ``jw.markup_mechanism(economy, method="lp")``, i.e. one
+              economies of ``jw.markup_mechanism(economy, backend="host")``, i.e. one
               ``scipy.optimize.linprog(method="highs-ds")`` call per (economy, markup) on an
               LP with no redundant rows (agents with one option are constants), the same
               grid/refinement, rounding and re-pricing (timed after a warm-up call, on
@@ -80,9 +80,9 @@ def part_a(sizes, highs_max_n, repeat):
                "abs_diff_vs_numpy": abs(float(mk.markup) - a_np)}
         if N <= highs_max_n:
             # warm-up: the shared re-pricing kernel compiles once per economy shape
-            jw.markup_mechanism(eco, method="lp", exact_single_good=False)
+            jw.markup_mechanism(eco, backend="host", method="grid")
             t0 = time.perf_counter()
-            mh = jw.markup_mechanism(eco, method="lp", exact_single_good=False)
+            mh = jw.markup_mechanism(eco, backend="host", method="grid")
             t_h = time.perf_counter() - t0
             row.update(highs_grid_s=t_h, speedup_vs_highs=t_h / t_jw,
                        highs_markup=float(mh.markup))
@@ -96,17 +96,17 @@ def part_a(sizes, highs_max_n, repeat):
 def part_b(batch, baseline_items, n_buyers, n_sellers, n_goods, repeat):
     eco = jw.examples.fixed_cost_economy(0, n_buyers=n_buyers, n_sellers=n_sellers,
                                          n_goods=n_goods, batch_shape=(batch,))
-    jw.markup_mechanism(eco[:2], method="device")               # compile small shapes
-    t_jw = timeit(lambda: jw.markup_mechanism(eco, method="device").markup, repeat=repeat,
+    jw.markup_mechanism(eco[:2], backend="device")               # compile small shapes
+    t_jw = timeit(lambda: jw.markup_mechanism(eco, backend="device").markup, repeat=repeat,
                   warmup=1)
-    mk = jw.markup_mechanism(eco, method="device")
+    mk = jw.markup_mechanism(eco, backend="device")
     m = min(batch, baseline_items)
-    jw.markup_mechanism(eco[m % batch], method="lp")            # warm-up (numpy/JAX re-pricing)
+    jw.markup_mechanism(eco[m % batch], backend="host")            # warm-up (numpy/JAX re-pricing)
     t0 = time.perf_counter()
-    base = [jw.markup_mechanism(eco[i], method="lp") for i in range(m)]
+    base = [jw.markup_mechanism(eco[i], backend="host") for i in range(m)]
     t_h = (time.perf_counter() - t0) / m
     t0 = time.perf_counter()
-    mh = jw.markup_mechanism(eco, method="lp")                  # all economies, for accuracy
+    mh = jw.markup_mechanism(eco, backend="host")                  # all economies, for accuracy
     t_hb = (time.perf_counter() - t0) / batch
     loop_vs_batch = max(abs(float(base[i].markup) - float(mh.markup[i])) for i in range(m))
     diffs = np.abs(np.asarray(mh.markup) - np.asarray(mk.markup))

@@ -2,44 +2,70 @@
 equilibria fail -- exact where exactness is possible, batched over thousands of markets
 on GPU or CPU with JAX.
 
-Three bodies of work (see ``DESIGN.md`` in the project docs and the README):
+Three market families, each with a model, device kernels, host exact steps and solvers:
 
-* multi-unit matching markets: buyer-optimal Walrasian prices by a flow-based ascending
-  auction (seed 001);
-* non-convex economies: convexified equilibria, markup and rationing mechanisms
-  (Milgrom & Watt, seed 000);
-* combinatorial markets: item-price Walrasian equilibria and bundling
-  (Lucier; Feldman, Gravin & Lucier, seed 002).
+* multi-unit matching markets (:class:`MultiUnitMarket`): buyer-optimal Walrasian prices by
+  the flow-based ascending auction of Eickhoff, McCormick, Peis, Rieken and Vargas Koch
+  (Networks, 2024);
+* non-convex economies given by finite menus (:class:`MenuEconomy`): convexified equilibria,
+  Shapley--Folkman rounding, the markup and rationing mechanisms and the bound-form first
+  welfare theorem of Milgrom and Watt (EC 2022);
+* combinatorial markets (:class:`SetFunctionMarket`): item-price Walrasian equilibria and
+  combinatorial Walrasian equilibria by bundling (Feldman, Gravin and Lucier, STOC 2013).
+
+Every solver result carries ``converged``, ``status`` (a :class:`Status` code, messages in
+:data:`STATUS`) and ``iterations``.  The math of each family is in the project's ``docs/``.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# --- seed 001: multi-unit matching markets -------------------------------------------
-from jaxwalras.multiunit import (MultiUnitMarket, PreferredBundles, indirect_utility,
-                                 lyapunov, preferred_bundles, stack_markets)
-from jaxwalras.auction import STATUS, AuctionResult, buyer_optimal_equilibrium, reoptimize
-from jaxwalras.checks import check_walrasian, is_walrasian
-from jaxwalras.lp import lp_min_walrasian_prices
-# --- seed 000: non-convex economies ----------------------------------------------------
-from .economy import MenuEconomy  # noqa: E402
-from .convexified import (ConvexifiedResult, convexified_equilibrium,  # noqa: E402
-                          demand_gaps, dual_objective, smoothed_equilibrium,
-                          SmoothedEquilibrium)
-from . import examples  # noqa: E402,F401
-# seed 000, issue 4: rounding, mechanisms, bound-form welfare theorem
-from .rounding import RoundingResult, shapley_folkman_rounding, worst_case_reserve  # noqa: E402
-from .mechanisms import (MarkupResult, RationingResult, markup_mechanism,  # noqa: E402
-                         rationing_mechanism)
-from .welfare import (EfficientAllocation, WelfareBound, efficient_allocation,  # noqa: E402
-                      welfare_bound)
-from .economy_json import load_economy, save_economy  # noqa: E402
-# --- seed 002: combinatorial markets ---------------------------------------------------
-from .combinatorial import (  # noqa: E402
-    CWEResult, DemandResult, ItemPriceWelfareResult, OptimalAllocationResult,
-    SetFunctionMarket, WalrasianResult, allocation_welfare, ascending_auction,
-    best_item_price_welfare, bundle_demand, check_cwe, combinatorial_walrasian_equilibrium,
-    is_gross_substitutes, item_demand, optimal_allocation, walrasian_equilibrium,
-)
-from .combinatorial import ItemPriceAuctionResult  # noqa: E402
-from . import cats  # noqa: E402  (CATS workload generators: jw.cats.regions(...), ...)
+from .status import STATUS, Status, status_message
+
+# --- multi-unit matching markets -------------------------------------------------------
+from .multiunit import (MultiUnitArrays, MultiUnitMarket, PreferredBundles, indirect_utility,
+                        lyapunov, preferred_bundles, stack_markets)
+from .auction import AuctionResult, buyer_optimal_equilibrium, reoptimize
+from .checks import check_walrasian, is_walrasian
+from .lp import lp_min_walrasian_prices
+
+# --- non-convex economies --------------------------------------------------------------
+from .economy import MenuArrays, MenuEconomy
+from .menu_host import demand_gaps, dual_objective
+from .convexified import ConvexifiedResult, convexified_equilibrium
+from .smoothed import SmoothedEquilibrium, smoothed_equilibrium
+from .rounding import RoundingResult, shapley_folkman_rounding, worst_case_reserve
+from .markup import MarkupResult, markup_mechanism
+from .rationing import RationingResult, rationing_mechanism
+from .welfare import EfficientAllocation, WelfareBound, efficient_allocation, welfare_bound
+from .economy_json import load_economy, save_economy
+
+# --- combinatorial markets -------------------------------------------------------------
+from .setfunction import SetFunctionMarket, allocation_welfare
+from .combinatorial import (DemandResult, ItemPriceAuctionResult, ItemPriceWelfareResult,
+                            OptimalAllocationResult, WalrasianResult, ascending_auction,
+                            best_item_price_welfare, bundle_demand, is_gross_substitutes,
+                            item_demand, optimal_allocation, walrasian_equilibrium)
+from .bundling import CWEResult, check_cwe, combinatorial_walrasian_equilibrium
+from . import cats, examples  # noqa: E402  (workload generators: jw.cats.regions(...), ...)
+
+__all__ = [
+    "__version__", "STATUS", "Status", "status_message",
+    # multi-unit
+    "MultiUnitMarket", "MultiUnitArrays", "PreferredBundles", "preferred_bundles",
+    "indirect_utility", "lyapunov", "stack_markets", "AuctionResult",
+    "buyer_optimal_equilibrium", "reoptimize", "check_walrasian", "is_walrasian",
+    "lp_min_walrasian_prices",
+    # menu economies
+    "MenuEconomy", "MenuArrays", "demand_gaps", "dual_objective", "ConvexifiedResult",
+    "convexified_equilibrium", "SmoothedEquilibrium", "smoothed_equilibrium",
+    "RoundingResult", "shapley_folkman_rounding", "worst_case_reserve", "MarkupResult",
+    "markup_mechanism", "RationingResult", "rationing_mechanism", "EfficientAllocation",
+    "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy",
+    # combinatorial
+    "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
+    "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",
+    "ascending_auction", "best_item_price_welfare", "bundle_demand", "is_gross_substitutes",
+    "item_demand", "optimal_allocation", "walrasian_equilibrium", "CWEResult", "check_cwe",
+    "combinatorial_walrasian_equilibrium", "cats", "examples",
+]

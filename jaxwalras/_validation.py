@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["as_int_array", "as_float_array", "as_bool_array", "check_trailing_shape",
-           "broadcast_batch"]
+           "broadcast_batch", "warn_deprecated", "check_choice"]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -84,3 +84,18 @@ def broadcast_batch(shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
     except ValueError:
         desc = ", ".join(f"{k} {v}" for k, v in shapes.items())
         raise ValueError(f"leading batch axes do not match/broadcast: {desc}") from None
+
+
+def warn_deprecated(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """One warning style for renamed public names (kept for one release)."""
+    import warnings
+    warnings.warn(f"{old} is deprecated and will be removed in the next release; use {new} "
+                  "instead", FutureWarning, stacklevel=stacklevel)
+
+
+def check_choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed`` (strings), else a ValueError naming both."""
+    if not isinstance(value, str) or value not in allowed:
+        opts = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}: must be one of {opts}, got {value!r}")
+    return value

@@ -1,4 +1,6 @@
-"""Buyer-optimal Walrasian prices by the flow-based ascending auction (seed 001; DESIGN §1).
+"""Buyer-optimal Walrasian prices by the flow-based ascending auction (Eickhoff, McCormick,
+Peis, Rieken and Vargas Koch, "A flow-based ascending auction to compute buyer-optimal
+Walrasian prices", Networks 84(2), 2024).
 
 Per round, for all markets still running at once:
 
@@ -18,46 +20,44 @@ Finally one more union max flow on the networks N'(p*) gives a market-clearing a
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxwalras import auction_rounds as _rounds
 from jaxwalras import flows as _flows
-from jaxwalras._shapes import padded_size
-from jaxwalras._validation import as_int_array
-from jaxwalras.kernels import cuts as _cuts
-from jaxwalras.kernels import greedy as _greedy
-from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_prices
-from jaxwalras.multiunit import _bundles_flat as _bundles
+from jaxwalras._validation import as_int_array, check_choice, warn_deprecated
+from jaxwalras.multiunit import MultiUnitMarket, _check_prices
+from jaxwalras.status import Status
 
-__all__ = ["AuctionResult", "buyer_optimal_equilibrium", "reoptimize", "STATUS"]
+__all__ = ["AuctionResult", "buyer_optimal_equilibrium", "reoptimize"]
 
 Step = Literal["long", "search", "unit"]
-
-#: ``status`` codes of :class:`AuctionResult`.
-STATUS = {
-    0: "ok: buyer-optimal Walrasian prices and a Walrasian allocation",
-    1: "round limit reached before the prices were competitive (raise max_rounds)",
-    2: "prices are competitive but no market-clearing allocation exists at them: the start "
-       "vector was not below the buyer-optimal prices",
-}
 
 
 class AuctionResult(NamedTuple):
     """Result of :func:`buyer_optimal_equilibrium` (leading axes = the market's batch shape).
 
-    Attributes:
-      prices: ``(..., m)`` int64 buyer-optimal Walrasian prices ``p*``.
-      allocation: ``(..., n, m)`` int64 Walrasian allocation at ``p*`` (one of many).
-      iterations: ``(...)`` number of price raises (rounds with an overdemanded set).
-      max_flows: ``(...)`` number of maximum flows computed for the market (incl. the
-        final allocation flow and step-search probes).
-      status: ``(...)`` int code, see :data:`STATUS`; ``0`` means success.
-      converged: ``(...)`` bool, ``status == 0``.
-      timings: host-side breakdown in seconds (device kernel, flows, allocation).
+    Attributes
+    ----------
+    prices : ndarray of int64, shape (..., m)
+        Buyer-optimal Walrasian prices ``p*``.
+    allocation : ndarray of int64, shape (..., n, m)
+        A Walrasian allocation at ``p*`` (one of many).
+    iterations : ndarray of int64, shape (...)
+        Price raises (rounds with an overdemanded set).
+    max_flows : ndarray of int64, shape (...)
+        Maximum flows computed for the market (incl. the final allocation flow and
+        step-search probes).
+    status : ndarray of int64, shape (...)
+        :class:`jaxwalras.Status` code: ``OK``, ``ROUND_LIMIT`` or
+        ``START_ABOVE_OPTIMUM``.
+    converged : ndarray of bool, shape (...)
+        ``status == OK``.
+    timings : dict
+        Host-side breakdown in seconds (device kernel, flows, allocation).
     """
     prices: np.ndarray
     allocation: np.ndarray
@@ -70,93 +70,19 @@ class AuctionResult(NamedTuple):
 
 # ---------------------------------------------------------------------------- device --
 
-def _batched_long_step(v, d, s, p, X):
-    cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
-    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
-def _batched_jumps(v, d, s, p, nbits: int):
-    return jax.vmap(partial(_greedy.singleton_jumps, nbits=nbits))(v, d, s, p)
 
 
-def _network_arcs(b, s):
-    """Arc structure of the networks N(p) for :func:`jaxwalras.flows.network_from_arcs`:
-    buyer-node -> object arcs ``(B, 2n, m)``, their ranks among the arcs into the same
-    object, and the source arc capacities ``(B, 2n)``."""
-    n = b.r.shape[1]
-    s_pos = (s > 0)[:, None, :]
-    bm = jnp.concatenate([b.strict & s_pos, b.marginal & s_pos & (b.r > 0)[:, :, None]],
-                         axis=1)
-    rank_t = jnp.int8 if 2 * n <= 127 else jnp.int32
-    col_rank = (jnp.cumsum(bm, axis=1, dtype=jnp.int32) - 1).astype(rank_t)
-    sF = jnp.sum(jnp.where(b.strict, s[:, None, :], 0), axis=2)
-    return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
 
 
-@partial(jax.jit, static_argnames=("step", "nbits"))
-def _advance(v, d, s, idx, p, X, step: str, nbits: int):
-    """Round kernel for the markets ``idx`` (rows of the full ``v, d, s``, gathered on the
-    device): raise every market's set X by its step (then, if ``nbits``, the singleton
-    jumps). Returns new prices, steps, the bundle arrays the host keeps
-    ``(strict, marginal, r, case_a)`` and the arc structure of N(p_new)."""
-    v, d, s = v[idx], d[idx], s[idx]
-    if step == "unit":
-        k = jnp.ones(p.shape[0], p.dtype)
-    else:
-        k = _batched_long_step(v, d, s, p, X)
-    k = jnp.where(jnp.any(X, axis=1), k, 0)
-    p_new = p + k[:, None] * X.astype(p.dtype)
-    if nbits:
-        p_new = _batched_jumps(v, d, s, p_new, nbits)
-    b = _bundles(v, d, s, p_new)
-    return p_new, k, (b.strict, b.marginal, b.r, b.case_a), _network_arcs(b, s)
 
 
-_long_steps = jax.jit(_batched_long_step)
 
 
-#: Markets per device call of the host-flow auction (chunks bound memory and the number
-#: of compiled shapes: 16, 64 and 256 on CPU).
-CPU_CHUNK = 256
-ACCEL_CHUNK = 4096
-
-#: ``backend="auto"`` uses the all-device auction (subset-enumeration cuts) on
-#: accelerators up to this many objects, and host max flows otherwise.
-DEVICE_MAX_OBJECTS = 12
 
 
-@partial(jax.jit, static_argnames=("step", "max_rounds", "nbits"))
-def _device_auction(v, d, s, p0, step: str, max_rounds: int, nbits: int = 0):
-    """The whole ascending auction on the device for a batch (left-most cuts by subset
-    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running."""
-    m = v.shape[-1]
-    table = _cuts.subset_table(m)
-    cuts = jax.vmap(_cuts.leftmost_cut, in_axes=(0, 0, 0, 0, None))
 
-    def cond(state):
-        _, _, running, rounds = state
-        return jnp.any(running) & (rounds < max_rounds)
-
-    def body(state):
-        p, raises, running, rounds = state
-        b = _bundles(v, d, s, p)
-        X, over = cuts(b.strict, b.marginal, b.r, s, table)
-        running = running & over
-        k = jnp.ones_like(raises) if step == "unit" else _batched_long_step(v, d, s, p, X)
-        p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
-        if nbits:
-            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p, nbits), p)
-        return p, raises + running.astype(raises.dtype), running, rounds + 1
-
-    B = v.shape[0]
-    if nbits:
-        p0 = _batched_jumps(v, d, s, p0, nbits)
-    init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
-    p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
-    # a market still marked running after the last round may in fact be competitive
-    b = _bundles(v, d, s, p)
-    _, over = cuts(b.strict, b.marginal, b.r, s, table)
-    return p, raises, running & over, rounds, b
 
 
 #: The host-flow auction pipelines device and host work over two lanes of markets while
@@ -177,67 +103,22 @@ class _Lane:
         self.arcs: tuple[np.ndarray, ...] | None = None   # network arcs of ``active``
 
 
-def _bucket(count: int, full: int) -> int:
-    """Padded batch size for ``count`` active markets: powers of 4, capped at ``full``.
-
-    Keeps the number of distinct kernel shapes (compilations) at most ~log4(chunk)."""
-    return padded_size(count, base=4, floor=16, cap=full)
 
 
-def _to_host(b) -> tuple[np.ndarray, ...]:
-    strict, marginal, r, mu, util, case_a = jax.device_get(tuple(b))
-    return (np.array(strict), np.array(marginal), np.array(r, np.int64), np.array(case_a))
 
 
 # ------------------------------------------------------------------------------ host --
 
-def _buyer_object_arcs(net: _flows.UnionNetwork) -> slice | np.ndarray:
-    """The F- and M-arcs of ``net`` (a slice where the builder made them contiguous)."""
-    if net.mid is not None:
-        return net.mid
-    return np.flatnonzero((net.kind == _flows.F_OBJ) | (net.kind == _flows.M_OBJ))
 
 
-def _carry_flow(net_new: _flows.UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
-                active_rows: np.ndarray) -> np.ndarray:
-    """Warm start: carry the previous buyer->object flow into the new network N(p).
-
-    Keep ``min(x_ij, s_j)`` on F-arcs and at most ``r_i`` units in total on each buyer's
-    M-arcs (greedily, in object order); derive source/sink arc flows by conservation.
-    """
-    _, n, m = prev_x.shape
-    fo = _buyer_object_arcs(net_new)
-    a = net_new.market[fo]
-    i = net_new.buyer[fo]
-    x = prev_x.reshape(-1)[(active_rows[a] * n + i) * m + net_new.obj[fo]]
-    x = np.minimum(x, net_new.cap[fo])
-    is_m = net_new.kind[fo] == _flows.M_OBJ
-    if np.any(is_m):
-        # truncate each buyer's M-arc total to r_i (arcs of one buyer are contiguous)
-        xm = x[is_m]
-        key = a[is_m] * (n + 1) + i[is_m]
-        csum = np.cumsum(xm)
-        first = np.r_[True, key[1:] != key[:-1]]
-        seg_start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
-        before = csum - xm - (csum - xm)[seg_start]
-        limit = r[a[is_m], i[is_m]]
-        x[is_m] = np.clip(limit - before, 0, xm)
-    fl = np.zeros(len(net_new.kind), np.int64)
-    fl[fo] = x
-    return _flows.conserve(net_new, fl)
 
 
-def _xij(net: _flows.UnionNetwork, flow: np.ndarray, A: int, n: int, m: int) -> np.ndarray:
-    """Buyer->object flows as ``(A, n, m)`` (F_i and M_i are disjoint: one arc per (i, j))."""
-    x = np.zeros(A * n * m, np.int64)
-    fo = _buyer_object_arcs(net)
-    x[(net.market[fo] * n + net.buyer[fo]) * m + net.obj[fo]] = flow[fo]
-    return x.reshape(A, n, m)
 
 
 def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               step: Step = "long", warm_start: bool = True,
-                              backend: Literal["auto", "device", "scipy", "networkx"] = "auto",
+                              backend: Literal["auto", "device", "host"] = "auto",
+                              flow_solver: Literal["scipy", "networkx"] = "scipy",
                               max_rounds: int = 1_000_000,
                               allocation: bool = True,
                               jumps: bool | None = None) -> AuctionResult:
@@ -247,66 +128,96 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     repeat for all running markets at once: compute the greedy preferred bundles on the
     device, a maximum flow of N(p) on the host, and raise the inclusion-minimal maximal
     overdemanded set ``X`` (source side of the left-most min cut) by a step ``k``; stop
-    when no set is overdemanded. From ``p0 <= p*`` the auction ends exactly at the
-    buyer-optimal (componentwise least) Walrasian prices ``p*`` (seed 001, Theorem 8 and
-    §4; DESIGN §1).
+    when no set is overdemanded.  From ``p0 <= p*`` the auction ends exactly at the
+    buyer-optimal (componentwise least) Walrasian prices ``p*`` (Eickhoff et al., 2024,
+    Thm. 4 and the remark after it).
 
-    Args:
-      market: a :class:`MultiUnitMarket`, with any leading batch axes.
-      start: optional integer start prices ``(..., m)``, ``0 <= start <= p*``. Use it to
-        re-optimise after demands rose or supplies fell (seed 001, Theorem 14): the old
-        buyer-optimal prices are then a valid start (see :func:`reoptimize`).
-      step: ``"long"`` (default): raise ``X`` as far as the Lyapunov function keeps its
-        slope along ``1_X`` (closed form on the device; no extra flows); ``"search"``: the
+    Parameters
+    ----------
+    market : MultiUnitMarket
+        Any leading batch axes.
+    start : array_like of int, shape (..., m), optional
+        Start prices, ``0 <= start <= p*``.  Use it to re-optimise after demands rose or
+        supplies fell (Eickhoff et al., 2024, Thm. 14): the old buyer-optimal prices are
+        then a valid start (see :func:`reoptimize`).
+    step : {"long", "search", "unit"}
+        ``"long"`` (default): raise ``X`` as far as the Lyapunov function keeps its slope
+        along ``1_X`` (closed form on the device; no extra flows); ``"search"``: the
         largest ``k`` for which ``X`` stays the left-most cut set, by binary search with one
         max flow per probe; ``"unit"``: ``k = 1`` (the plain auction, pseudo-polynomial).
-      warm_start: carry the previous round's flow into the new network and augment from
-        there (scipy backend).
-      backend: ``"device"``: the whole auction in one jitted ``while_loop`` on the device,
+    warm_start : bool
+        Carry the previous round's flow into the new network and augment from there
+        (host backend).
+    backend : {"auto", "device", "host"}
+        ``"device"``: the whole auction in one jitted ``while_loop`` on the device,
         left-most cuts by enumerating the ``2^m`` object sets (:mod:`jaxwalras.kernels.cuts`;
-        ``m <= 16``), only the final allocation flow on the host; ``"scipy"``: one
-        ``scipy.sparse.csgraph.maximum_flow`` call per round over the disjoint union of all
-        running markets' networks; ``"networkx"``: one networkx flow per market (the slow
-        reference); ``"auto"`` (default): ``"device"`` on GPU/TPU when ``m <= 12``, else
-        ``"scipy"``.
-      max_rounds: safety bound on rounds (one overdemand check and raise each); markets
-        that hit it get ``status == 1``. With host flows the check of the final prices is
-        a round of its own; the all-device auction checks them after its last round, so a
-        market that reaches ``p*`` in exactly ``max_rounds`` raises is done (status 0).
-      allocation: also compute a Walrasian allocation (one more union max flow).
-      jumps: after every raise (and once before the first round) raise each
-        *individually* overdemanded object, on the device, to the price at which it stops
-        being so with the other prices fixed (:func:`jaxwalras.kernels.greedy.singleton_jumps`).
-        Such raises never pass ``p*`` (submodularity of the Lyapunov function), so the
-        result is unchanged, but far fewer rounds and max flows are needed. Default:
-        on for ``step="long"``, off for ``"unit"`` and ``"search"`` (which then are the
-        textbook auctions whose raise counts the seed analyses).
+        ``m <= 16``), only the final allocation flow on the host; ``"host"``: greedy
+        bundles on the device, one maximum flow per round over the disjoint union of all
+        running markets' networks on the host; ``"auto"`` (default): ``"device"`` on
+        GPU/TPU when ``m <= 12``, else ``"host"``.  ``"scipy"`` and ``"networkx"`` are
+        deprecated values (``backend="host"`` with that ``flow_solver``).
+    flow_solver : {"scipy", "networkx"}
+        Host max flows: ``scipy.sparse.csgraph.maximum_flow`` over the union network
+        (default) or one networkx flow per market (the slow reference).
+    max_rounds : int
+        Safety bound on rounds (one overdemand check and raise each); markets that hit it
+        get ``status == ROUND_LIMIT``.  With host flows the check of the final prices is a
+        round of its own; the all-device auction checks them after its last round, so a
+        market that reaches ``p*`` in exactly ``max_rounds`` raises is done.
+    allocation : bool
+        Also compute a Walrasian allocation (one more union max flow).
+    jumps : bool, optional
+        After every raise (and once before the first round) raise each *individually*
+        overdemanded object, on the device, to the price at which it stops being so with
+        the other prices fixed (:func:`jaxwalras.kernels.greedy.singleton_jumps`).  Such
+        raises never pass ``p*`` (submodularity of the Lyapunov function), so the result is
+        unchanged, but far fewer rounds and max flows are needed.  Default: on for
+        ``step="long"``, off for ``"unit"`` and ``"search"`` (the textbook auctions whose
+        raise counts the theory gives).
 
-    Returns:
-      :class:`AuctionResult` with ``prices``, ``allocation``, ``iterations`` (price
-      raises), ``max_flows``, per-market ``status`` / ``converged`` and ``timings``.
+    Returns
+    -------
+    AuctionResult
+        ``prices``, ``allocation``, ``iterations`` (price raises), ``max_flows``, per-market
+        ``status`` / ``converged`` and ``timings``.
 
-    Example:
-      >>> import jaxwalras as jw
-      >>> mkt = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
-      >>> jw.buyer_optimal_equilibrium(mkt).prices.tolist()
-      [4, 2]
+    Raises
+    ------
+    TypeError, ValueError
+        A bad market or option (the message names it).
+
+    References
+    ----------
+    K. Eickhoff, S. T. McCormick, B. Peis, N. Rieken and L. Vargas Koch, "A flow-based
+    ascending auction to compute buyer-optimal Walrasian prices", Networks 84(2), 2024.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
+    >>> jw.buyer_optimal_equilibrium(mkt).prices.tolist()
+    [4, 2]
     """
     if not isinstance(market, MultiUnitMarket):
         raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
-    if step not in ("long", "search", "unit"):
-        raise ValueError(f"step: must be 'long', 'search' or 'unit', got {step!r}")
-    if backend not in ("auto", "device", "scipy", "networkx"):
-        raise ValueError(f"backend: must be 'auto', 'device', 'scipy' or 'networkx', got {backend!r}")
+    check_choice(step, "step", ("long", "search", "unit"))
+    if backend in ("scipy", "networkx"):
+        warn_deprecated(f'backend="{backend}"', f'backend="host", flow_solver="{backend}"')
+        backend, flow_solver = "host", backend
+    check_choice(backend, "backend", ("auto", "device", "host"))
+    check_choice(flow_solver, "flow_solver", ("scipy", "networkx"))
     if backend == "device" and market.n_objects > 16:
         raise ValueError(f"backend: 'device' enumerates 2^m object sets and allows at most 16 "
-                         f"objects, the market has {market.n_objects}; use 'scipy'")
+                         f"objects, the market has {market.n_objects}; use 'host'")
     if backend == "device" and step == "search":
-        raise ValueError("step: 'search' probes with host max flows; use backend='scipy' or "
-                         "'networkx' with it, or step='long' on the device")
+        raise ValueError("step: 'search' probes with host max flows; use backend='host' "
+                         "with it, or step='long' on the device")
     if backend == "auto":
-        backend = ("device" if (market.n_objects <= DEVICE_MAX_OBJECTS and step != "search"
-                                and jax.default_backend() != "cpu") else "scipy")
+        backend = ("device" if (market.n_objects <= _rounds.DEVICE_MAX_OBJECTS
+                                and step != "search" and jax.default_backend() != "cpu")
+                   else "host")
+    # internally: "device", or the host flow solver's name
+    backend = flow_solver if backend == "host" else backend
     if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
         raise ValueError(f"max_rounds: must be a positive integer, got {max_rounds!r}")
     if jumps is None:
@@ -345,13 +256,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     lanes: list[_Lane] = []
     if backend == "device":
         t0 = time.perf_counter()
-        p_fin, raises, running, rounds, b = _device_auction(
+        p_fin, raises, running, rounds, b = _rounds.device_auction(
             v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
             int(min(max_rounds, 2**31 - 1)), nbits)
         prices = np.array(p_fin, np.int64)
         iterations = np.array(raises, np.int64)
-        strict, marginal, r, case_a = _to_host(b)
-        status[np.asarray(running)] = 1
+        strict, marginal, r, case_a = _rounds.to_host(b)
+        status[np.asarray(running)] = Status.ROUND_LIMIT
         rounds = int(rounds)
         t_dev += time.perf_counter() - t0
         backend = "scipy"           # the final allocation flow runs on the host
@@ -370,13 +281,14 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         for part in np.array_split(np.arange(B), n_lanes):
             lane = _Lane(part)
-            lane.pending = _launch_advance(v, d, s, prices, part, np.zeros((len(part), m), bool),
-                                           dev_step, nbits)
+            lane.pending = _rounds.launch_advance(v, d, s, prices, part,
+                                                  np.zeros((len(part), m), bool),
+                                                  dev_step, nbits)
             lanes.append(lane)
         t_dev += time.perf_counter() - t0
 
     def collect(lane: _Lane) -> None:
-        newp, _, newb, lane.arcs = _collect_advance(lane.pending)
+        newp, _, newb, lane.arcs = _rounds.collect_advance(lane.pending)
         rows = lane.pending_rows
         prices[rows] = newp
         strict[rows], marginal[rows], r[rows], case_a[rows] = newb
@@ -414,13 +326,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             else:
                 net = _flows.auction_network(strict[active], marginal[active], r[active],
                                              s_np[active])
-            init = (_carry_flow(net, prev_x, r[active], active)
+            init = (_flows.carry_flow(net, prev_x, r[active], active)
                     if (warm_start and lane.rounds > 1) else None)
             flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=backend,
                                                            init_flow=init)
             nflows[active] += 1
             if warm_start:
-                prev_x[active] = _xij(net, flow, len(active), n, m)
+                prev_x[active] = _flows.buyer_object_flows(net, flow, len(active), n, m)
             X = reach[net.object_node]
             t_flow += time.perf_counter() - t0
             active_next = active[~saturated]
@@ -435,18 +347,19 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                 t_flow += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 prices[active_next] += k[:, None] * Xa
-                newb = _gather_bundles(v, d, s, prices, active_next, B)
+                newb = _rounds.gather_bundles(v, d, s, prices, active_next)
                 (strict[active_next], marginal[active_next], r[active_next],
                  case_a[active_next]) = newb
             else:
-                lane.pending = _launch_advance(v, d, s, prices, active_next, Xa, step, nbits)
+                lane.pending = _rounds.launch_advance(v, d, s, prices, active_next, Xa, step,
+                                                      nbits)
                 lane.pending_rows = active_next
             iterations[active_next] += 1
             t_dev += time.perf_counter() - t0
     for lane in lanes:
         if lane.pending is not None:       # only after a round limit
             collect(lane)
-        status[lane.active] = 1
+        status[lane.active] = Status.ROUND_LIMIT
         rounds = max(rounds, lane.rounds)
 
     alloc = np.zeros((B, n, m), np.int64)
@@ -470,8 +383,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real,
                                                  cut=False)
             nflows[ok] += 2
-            alloc[ok] = _xij(sub, f_real, len(ok), n, m)
-            status[ok[~saturated]] = 2
+            alloc[ok] = _flows.buyer_object_flows(sub, f_real, len(ok), n, m)
+            status[ok[~saturated]] = Status.START_ABOVE_OPTIMUM
         t_alloc = time.perf_counter() - t0
     timings = {"device_kernels": t_dev, "max_flows": t_flow, "allocation": t_alloc,
                "rounds": rounds}
@@ -484,79 +397,16 @@ def _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings) -> 
                          status.reshape(batch), (status == 0).reshape(batch), timings)
 
 
-def _chunks(count: int, chunk: int, full: int) -> list[tuple[int, int]]:
-    """``(lo, hi)`` ranges that split ``count`` markets into device calls: full chunks,
-    then the rest in one bucketed call, or in two calls of the next smaller bucket where
-    that pads less (e.g. 100 markets: 2 x 64 instead of 256)."""
-    out = [(lo, lo + chunk) for lo in range(0, count - count % chunk, chunk)]
-    lo = len(out) * chunk
-    rest = count - lo
-    if rest:
-        size = _bucket(rest, full)
-        half = size // 4
-        if half >= 16 and rest <= 2 * half:
-            out += [(lo, lo + half), (lo + half, count)] if rest > half else [(lo, count)]
-        else:
-            out.append((lo, count))
-    return out
 
 
-def _pad_rows(rows: np.ndarray, B: int) -> np.ndarray:
-    size = _bucket(len(rows), B)
-    return np.concatenate([rows, np.full(size - len(rows), rows[0])])
 
 
-def _padded_args(v, d, s, prices, rows, X, B):
-    """Kernel arguments for the markets ``rows``, padded to a bucketed batch size."""
-    idx = _pad_rows(rows, B)
-    Xp = np.zeros((len(idx), X.shape[1]), bool)
-    Xp[:len(rows)] = X
-    jidx = jnp.asarray(idx)
-    return v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32), jnp.asarray(Xp)
 
 
-def _chunk_size() -> int:
-    """Markets per device call: small chunks on CPU (few compiled shapes, cache-sized
-    arrays), large ones on accelerators."""
-    return CPU_CHUNK if jax.default_backend() == "cpu" else ACCEL_CHUNK
 
 
-def _launch_advance(v, d, s, prices, rows, X, step, nbits=0) -> list:
-    """Dispatch the round kernel for the markets ``rows`` (asynchronously), in chunks
-    padded to bucketed sizes; :func:`_collect_advance` fetches the results."""
-    m = prices.shape[1]
-    out = []
-    for lo, hi in _chunks(len(rows), _chunk_size(), v.shape[0]):
-        r, x = rows[lo:hi], X[lo:hi]
-        idx = _pad_rows(r, v.shape[0])
-        Xp = np.zeros((len(idx), m), bool)
-        Xp[:len(r)] = x
-        res = _advance(v, d, s, idx.astype(np.int32), prices[idx].astype(np.int32), Xp,
-                       step, nbits)
-        out.append((len(r), res))
-    return out
 
 
-def _collect_advance(launched: list):
-    """Host copies of :func:`_launch_advance`'s results: new prices, steps, bundles
-    ``(strict, marginal, r, case_a)`` and the arc structure, concatenated over the chunks."""
-    ps, ks, bs, arcs = [], [], [], []
-    for nr, res in launched:
-        p_new, k, b, net = jax.device_get(res)
-        ps.append(np.asarray(p_new[:nr], np.int64))
-        ks.append(np.asarray(k[:nr], np.int64))
-        bs.append((b[0][:nr], b[1][:nr], np.asarray(b[2][:nr], np.int64), b[3][:nr]))
-        arcs.append(tuple(x[:nr] for x in net))
-    # (concatenate also copies: the host arrays are written to later)
-    cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
-    return np.concatenate(ps), np.concatenate(ks), cat(bs), cat(arcs)
-
-
-def _gather_bundles(v, d, s, prices, rows, B):
-    idx = _pad_rows(rows, B)
-    jidx = jnp.asarray(idx)
-    b = _bundles(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32))
-    return tuple(h[:len(rows)] for h in _to_host(b))
 
 
 def _search_steps(v, d, s, prices, rows, X, s_np, backend):
@@ -568,12 +418,12 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
     two: galloping (``2K, 4K, ...``) until a probe fails, then bisection; one max flow of
     all probing markets' networks per probe.
     """
-    B = v.shape[0]
     A = len(rows)
     vv = np.asarray(v, np.int64)[rows]
     u = vv - prices[rows][:, None, :]
     hi = np.where(X[:, None, :], u, 0).max(axis=(1, 2)) + 2   # ok(hi) is False
-    K = np.asarray(_long_steps(*_padded_args(v, d, s, prices, rows, X, B)), np.int64)[:A]
+    K = np.asarray(_rounds.long_steps(*_rounds.padded_args(v, d, s, prices, rows, X)),
+                   np.int64)[:A]
     lo = np.minimum(K, hi - 1)                                  # ok(lo) is True
     galloping = np.ones(A, bool)
     nprobe = np.zeros(A, np.int64)
@@ -587,7 +437,7 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
         probe = prices[rows[sel]] + (mid - 1)[:, None] * X[sel]
         pp = prices.copy()
         pp[rows[sel]] = probe
-        strict, marginal, r, _ = _gather_bundles(v, d, s, pp, rows[sel], B)
+        strict, marginal, r, _ = _rounds.gather_bundles(v, d, s, pp, rows[sel])
         net = _flows.auction_network(strict, marginal, r, s_np[rows[sel]])
         _, saturated, reach = _flows.solve_max_flow(net, len(sel), backend=backend)
         nprobe[sel] += 1
@@ -602,12 +452,38 @@ def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUn
                **kwargs: Any) -> AuctionResult:
     """Buyer-optimal prices of ``new_market`` warm-started from ``old_market``'s.
 
-    By monotonicity (seed 001, Theorem 14 and Corollary 17) buyer-optimal prices weakly
-    rise when demands rise or supplies fall, so the old prices are a valid start (``<=``
-    the new ``p*``) exactly in that direction. This function checks the direction
-    (same values, demands not lower, supplies not higher) and raises ``ValueError``
-    otherwise. Objects whose supply drops to 0 are priced 0 by convention, so their start
-    price is reset to 0.
+    By monotonicity (Eickhoff et al., 2024, Thm. 14 and Cor. 17) buyer-optimal prices weakly
+    rise when demands rise or supplies fall, so the old prices are a valid start (``<=`` the
+    new ``p*``) exactly in that direction.  Objects whose supply drops to 0 are priced 0 by
+    convention, so their start price is reset to 0.
+
+    Parameters
+    ----------
+    old_market : MultiUnitMarket
+    new_market : MultiUnitMarket
+        Same shapes and values as ``old_market``; demands not lower, supplies not higher.
+    old_prices : array_like of int, shape (..., m)
+        The buyer-optimal prices of ``old_market``.
+    **kwargs
+        Options of :func:`buyer_optimal_equilibrium`.
+
+    Returns
+    -------
+    AuctionResult
+
+    Raises
+    ------
+    ValueError
+        The change is not in the direction monotonicity allows (a demand fell, a supply rose,
+        or the values changed), or the shapes differ.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> old = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
+    >>> new = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 2], supplies=[1, 1])
+    >>> jw.reoptimize(old, [4, 2], new).prices.tolist()
+    [4, 3]
     """
     for nm, mk in (("old_market", old_market), ("new_market", new_market)):
         if not isinstance(mk, MultiUnitMarket):
@@ -616,8 +492,8 @@ def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUn
             or old_market.supplies.shape != new_market.supplies.shape):
         raise ValueError("new_market: must have the same shape as old_market "
                          f"({old_market.values.shape} vs {new_market.values.shape})")
-    ov, od, os_ = old_market.numpy()
-    nv, nd, ns = new_market.numpy()
+    ov, od, os_ = old_market.host_arrays()
+    nv, nd, ns = new_market.host_arrays()
     if not np.array_equal(ov, nv):
         raise ValueError("new_market: values differ from old_market; warm starts are valid "
                          "only for demand/supply changes")

@@ -34,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from .combinatorial import MAX_ITEMS, SetFunctionMarket
+from .setfunction import MAX_ITEMS, SetFunctionMarket
 
 __all__ = ["arbitrary", "regions", "paths", "scheduling", "GENERATORS"]
 

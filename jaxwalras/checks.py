@@ -1,4 +1,4 @@
-"""Checking the Walrasian-equilibrium conditions of a multi-unit market (DESIGN §1).
+"""Checking the Walrasian-equilibrium conditions of a multi-unit market.
 
 Written in plain numpy on purpose (no shared code with the auction's kernels), so it can
 serve as an independent check of the auction's output.
@@ -61,7 +61,7 @@ def _violations(v, d, s, p, x) -> list[str]:
 def _prepare(market: MultiUnitMarket, prices: Any, allocation: Any):
     if not isinstance(market, MultiUnitMarket):
         raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
-    v, d, s = market.numpy()
+    v, d, s = market.host_arrays()
     p = as_int_array(prices, "prices", min_ndim=1, nonnegative=False)
     x = as_int_array(allocation, "allocation", min_ndim=2, nonnegative=False)
     batch = market.batch_shape
@@ -78,18 +78,30 @@ def _prepare(market: MultiUnitMarket, prices: Any, allocation: Any):
 def check_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> list[str]:
     """The violated Walrasian-equilibrium conditions; an empty list means Walrasian.
 
-    Conditions (DESIGN §1): prices ``>= 0``; supply and demand respected; every buyer gets
+    Conditions (Eickhoff et al., 2024, §1): prices ``>= 0``; supply and demand respected; every buyer gets
     a preferred bundle (utility equals the indirect utility ``V_i(p)``); every object with
     unsold units has price 0; and the allocation is market-clearing,
     ``sum x = min(sum s, sum d)``. For a batch, each message starts with the market index.
 
-    Example:
-      >>> import jaxwalras as jw
-      >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
-      >>> jw.check_walrasian(mkt, [4], [[2], [0]])
-      []
-      >>> jw.check_walrasian(mkt, [3], [[2], [0]])
-      ['buyers [1] do not get a preferred bundle (utility [0] < best [1])']
+    Parameters
+    ----------
+    market : MultiUnitMarket
+    prices : array_like of int, shape (..., m)
+    allocation : array_like of int, shape (..., n, m)
+
+    Returns
+    -------
+    list of str
+        One message per violated condition.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
+    >>> jw.check_walrasian(mkt, [4], [[2], [0]])
+    []
+    >>> jw.check_walrasian(mkt, [3], [[2], [0]])
+    ['buyers [1] do not get a preferred bundle (utility [0] < best [1])']
     """
     v, d, s, p, x, batch = _prepare(market, prices, allocation)
     msgs: list[str] = []
@@ -101,7 +113,16 @@ def check_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> li
 
 
 def is_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> np.ndarray:
-    """Boolean array of shape ``batch_shape``: does each market satisfy every condition?"""
+    """Boolean array of shape ``batch_shape``: does each market satisfy every condition of
+    :func:`check_walrasian`?
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
+    >>> bool(jw.is_walrasian(mkt, [4], [[2], [0]]))
+    True
+    """
     v, d, s, p, x, batch = _prepare(market, prices, allocation)
     ok = np.array([not _violations(v[b], d[b], s[b], p[b], x[b]) for b in range(v.shape[0])],
                   bool)

@@ -1,4 +1,4 @@
-"""Non-convex exchange economies given by finite menus (Milgrom & Watt; DESIGN §2).
+"""Non-convex exchange economies given by finite menus (Milgrom and Watt, 2022).
 
 One money good plus ``L`` goods.  Buyer ``n`` chooses one option ``k`` from a finite menu
 with bundle ``X[n, k] in R^L_+`` and value ``V[n, k]``; seller ``f`` chooses a production
@@ -12,17 +12,55 @@ convexity" (EC'22 / arXiv 2021).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import numpy as np
 
 from ._validation import as_bool_array, broadcast_batch, check_trailing_shape
 
-__all__ = ["MenuEconomy"]
+__all__ = ["MenuEconomy", "MenuArrays"]
 
 _FIELDS = ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs",
            "buyer_mask", "seller_mask")
+
+
+class MenuArrays(NamedTuple):
+    """The six arrays of a menu economy in the one order every internal routine uses.
+
+    Host code holds float64 / bool numpy arrays (:meth:`MenuEconomy.host_arrays`); device
+    kernels take the same order.
+
+    Attributes
+    ----------
+    X : array, shape (..., N, Kb, L)
+        Buyer bundles.
+    V : array, shape (..., N, Kb)
+        Buyer values.
+    bm : bool array, shape (..., N, Kb)
+        Buyer mask (real options).
+    Y : array, shape (..., F, Ks, L)
+        Seller production plans.
+    C : array, shape (..., F, Ks)
+        Seller costs.
+    sm : bool array, shape (..., F, Ks)
+        Seller mask.
+    """
+    X: Any
+    V: Any
+    bm: Any
+    Y: Any
+    C: Any
+    sm: Any
+
+    def take(self, idx: Any) -> "MenuArrays":
+        """Rows ``idx`` of a flat batch (leading axis)."""
+        return MenuArrays(*(a[idx] for a in self))
+
+    @property
+    def n_markets(self) -> int:
+        """Length of the leading (flat batch) axis."""
+        return int(np.shape(self.V)[0])
 
 
 def _float_allow_nan(x: Any, name: str, min_ndim: int) -> np.ndarray:
@@ -361,3 +399,30 @@ class MenuEconomy:
     def to_numpy(self) -> "MenuEconomy":
         """A copy with host numpy leaves (float64 / bool)."""
         return MenuEconomy._unchecked(*(np.asarray(getattr(self, f)) for f in _FIELDS))
+
+    def host_arrays(self, batch: Sequence[int] | None = None, *, flat: bool = False
+                    ) -> MenuArrays:
+        """The economy as :class:`MenuArrays` of float64 / bool numpy arrays.
+
+        ``batch`` broadcasts the batch axes to a larger shape (default: the economy's own);
+        ``flat=True`` merges them into one leading axis (``(B, N, Kb, L)`` etc.).
+        """
+        b = self.batch_shape
+        batch = b if batch is None else tuple(int(x) for x in batch)
+        out = []
+        for f in ("buyer_bundles", "buyer_values", "buyer_mask", "seller_bundles",
+                  "seller_costs", "seller_mask"):
+            a = np.asarray(getattr(self, f))
+            a = a.astype(bool, copy=False) if a.dtype == bool else a.astype(np.float64, copy=False)
+            a = np.broadcast_to(a, batch + a.shape[len(b):])
+            if flat:
+                a = np.ascontiguousarray(a.reshape((-1,) + a.shape[len(batch):]))
+            out.append(a)
+        return MenuArrays(*out)
+
+    @classmethod
+    def from_arrays(cls, arrays: MenuArrays) -> "MenuEconomy":
+        """An economy holding ``arrays`` as they are (no validation: for internal use on
+        arrays that come from a validated economy)."""
+        X, V, bm, Y, C, sm = arrays
+        return cls._unchecked(X, V, Y, C, bm, sm)

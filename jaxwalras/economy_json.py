@@ -1,4 +1,4 @@
-"""A documented JSON format for menu economies, and the ``jaxwalras markup FILE.json`` CLI.
+"""A documented JSON format for menu economies.
 
 Format (``"format": "jaxwalras.menu_economy/1"``)::
 
@@ -31,14 +31,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .economy import MenuEconomy
 
-__all__ = ["FORMAT", "economy_from_dict", "economy_to_dict", "load_economy", "save_economy",
-           "run_markup_cli"]
+__all__ = ["FORMAT", "economy_from_dict", "economy_to_dict", "load_economy", "save_economy"]
 
 FORMAT = "jaxwalras.menu_economy/1"
 
@@ -135,7 +134,31 @@ def economy_to_dict(economy: MenuEconomy, goods: list[str] | None = None) -> dic
 
 
 def load_economy(path: str | os.PathLike) -> MenuEconomy:
-    """Read a JSON economy file (format in the module docstring)."""
+    """Read a JSON economy file (format in the module docstring).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    MenuEconomy
+        One economy (no batch axes).
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        The content is not valid JSON or not a valid economy (the message names the place).
+
+    Examples
+    --------
+    >>> import importlib.resources, jaxwalras as jw
+    >>> path = importlib.resources.files("jaxwalras") / "examples/data/table1.json"
+    >>> jw.load_economy(path).n_buyers
+    10
+    """
     with open(path) as fh:
         try:
             d = json.load(fh)
@@ -146,40 +169,27 @@ def load_economy(path: str | os.PathLike) -> MenuEconomy:
 
 def save_economy(economy: MenuEconomy, path: str | os.PathLike,
                  goods: list[str] | None = None) -> None:
-    """Write a single economy as JSON (format in the module docstring)."""
+    """Write a single economy as JSON (format in the module docstring).
+
+    Parameters
+    ----------
+    economy : MenuEconomy
+        One economy (no batch axes).
+    path : str or os.PathLike
+    goods : list of str, optional
+        Names of the goods.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile, jaxwalras as jw
+    >>> path = os.path.join(tempfile.mkdtemp(), "t1.json")
+    >>> jw.save_economy(jw.examples.milgrom_watt_table1(), path)
+    >>> jw.load_economy(path).n_sellers
+    1
+    """
     with open(path, "w") as fh:
         json.dump(economy_to_dict(economy, goods), fh, indent=1)
-
-
-def run_markup_cli(path: str, print_fn: Callable[[str], Any] = print,
-                   method: str = "lp") -> int:
-    """``jaxwalras markup FILE.json``: run the markup mechanism and print the outcome.
-
-    Returns a process exit code: 0 ok, 1 no budget-feasible markup found, 2 bad input.
-    """
-    from .mechanisms import markup_mechanism
-    try:
-        eco = load_economy(path)
-    except (OSError, ValueError, TypeError) as exc:
-        print_fn(f"error: {exc}")
-        return 2
-    mk = markup_mechanism(eco, method=method)
-    L = eco.n_goods
-    print_fn(f"economy: {eco.n_buyers} buyers, {eco.n_sellers} sellers, {L} goods")
-    print_fn(f"markup alpha = {float(mk.markup):.6g}"
-             f"{' (certified minimal)' if bool(mk.certified_minimal) else ''}")
-    print_fn("good | seller price | buyer price | excess supply")
-    for l in range(L):
-        print_fn(f"{l:>4} | {float(mk.prices[l]):>12.6g} | {float(mk.buyer_prices[l]):>11.6g} | "
-                 f"{float(mk.excess_supply[l]):>13.6g}")
-    print_fn("buyers served (option): " + ", ".join(
-        f"b{i + 1}:{int(k)}" for i, k in enumerate(mk.buyer_choice) if k > 0))
-    print_fn("sellers producing (option): " + ", ".join(
-        f"s{i + 1}:{int(k)}" for i, k in enumerate(mk.seller_choice) if k > 0))
-    print_fn(f"budget surplus = {float(mk.budget_surplus):.6g}; welfare = {float(mk.welfare):.6g}; "
-             f"welfare-bound certificate: loss <= {float(mk.welfare_bound):.6g}")
-    if not bool(mk.converged):
-        print_fn("no budget-feasible markup found (status "
-                 f"{int(mk.status)}); the outcome above is NOT a valid markup outcome")
-        return 1
-    return 0

@@ -1,5 +1,6 @@
 """Host-side exact step of the flow-based auction: the networks N(p) and N'(p), maximum
-flows and left-most minimum cuts (seed 001; DESIGN §1).
+flows and left-most minimum cuts (Eickhoff, McCormick, Peis, Rieken and Vargas Koch,
+"A flow-based ascending auction to compute buyer-optimal Walrasian prices", Networks 2024).
 
 The networks of all markets still running are laid out as ONE disjoint-union graph with a
 shared super source (node 0) and super sink (node 1), built with vectorised numpy, and
@@ -20,8 +21,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
-           "allocation_network", "solve_max_flow", "restrict", "conserve",
-           "reference_unit_step_auction"]
+           "allocation_network", "solve_max_flow", "restrict", "conserve", "carry_flow",
+           "buyer_object_arcs", "buyer_object_flows", "reference_unit_step_auction"]
 
 Backend = Literal["scipy", "networkx"]
 
@@ -107,7 +108,7 @@ SRC_F, SRC_M, F_OBJ, M_OBJ, OBJ_SNK, M_DUMMY, SRC_DB, DB_OBJ, DB_DUMMY, DUMMY_SN
 
 def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
                     supplies: np.ndarray) -> UnionNetwork:
-    """Union of the networks N(p) (DESIGN §1) for a batch ``(A, n, m)`` of markets.
+    """Union of the networks N(p) (Eickhoff et al., 2024, §2.2) for a batch ``(A, n, m)``.
 
     Per market: arcs source -> i^F (cap s(F_i)), i^F -> j in F_i (cap s_j),
     source -> i^M (cap r_i), i^M -> j in M_i (cap s_j), j -> sink (cap s_j). Arcs of
@@ -226,7 +227,8 @@ def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_
 def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndarray,
                        demands: np.ndarray, supplies: np.ndarray,
                        prices: np.ndarray) -> UnionNetwork:
-    """Union of the networks N'(p) that compute a market-clearing allocation (DESIGN §1).
+    """Union of the networks N'(p) that compute a market-clearing allocation (Eickhoff et
+    al., 2024, §2.2).
 
     N(p) plus a dummy object and a dummy buyer: source -> i^M gets capacity
     ``d_i - s(F_i)``; i^M -> dummy object (unbounded) only in case B; source -> dummy buyer
@@ -433,6 +435,53 @@ def conserve(net: UnionNetwork, flow: np.ndarray) -> np.ndarray:
     flow[src] = out[net.head[src]].astype(np.int64)
     flow[snk] = inn[net.tail[snk]].astype(np.int64)
     return flow
+
+
+# ---------------------------------------------------------------------------------------
+# Warm starts of the auction (flows carried from one round to the next)
+
+def buyer_object_arcs(net: UnionNetwork) -> slice | np.ndarray:
+    """The F- and M-arcs of ``net`` (a slice where the builder made them contiguous)."""
+    if net.mid is not None:
+        return net.mid
+    return np.flatnonzero((net.kind == F_OBJ) | (net.kind == M_OBJ))
+
+
+def carry_flow(net_new: UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
+                active_rows: np.ndarray) -> np.ndarray:
+    """Warm start: carry the previous buyer->object flow into the new network N(p).
+
+    Keep ``min(x_ij, s_j)`` on F-arcs and at most ``r_i`` units in total on each buyer's
+    M-arcs (greedily, in object order); derive source/sink arc flows by conservation.
+    """
+    _, n, m = prev_x.shape
+    fo = buyer_object_arcs(net_new)
+    a = net_new.market[fo]
+    i = net_new.buyer[fo]
+    x = prev_x.reshape(-1)[(active_rows[a] * n + i) * m + net_new.obj[fo]]
+    x = np.minimum(x, net_new.cap[fo])
+    is_m = net_new.kind[fo] == M_OBJ
+    if np.any(is_m):
+        # truncate each buyer's M-arc total to r_i (arcs of one buyer are contiguous)
+        xm = x[is_m]
+        key = a[is_m] * (n + 1) + i[is_m]
+        csum = np.cumsum(xm)
+        first = np.r_[True, key[1:] != key[:-1]]
+        seg_start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
+        before = csum - xm - (csum - xm)[seg_start]
+        limit = r[a[is_m], i[is_m]]
+        x[is_m] = np.clip(limit - before, 0, xm)
+    fl = np.zeros(len(net_new.kind), np.int64)
+    fl[fo] = x
+    return conserve(net_new, fl)
+
+
+def buyer_object_flows(net: UnionNetwork, flow: np.ndarray, A: int, n: int, m: int) -> np.ndarray:
+    """Buyer->object flows as ``(A, n, m)`` (F_i and M_i are disjoint: one arc per (i, j))."""
+    x = np.zeros(A * n * m, np.int64)
+    fo = buyer_object_arcs(net)
+    x[(net.market[fo] * n + net.buyer[fo]) * m + net.obj[fo]] = flow[fo]
+    return x.reshape(A, n, m)
 
 
 # ---------------------------------------------------------------------------------------

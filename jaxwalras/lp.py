@@ -1,4 +1,4 @@
-"""LP baseline for buyer-optimal Walrasian prices (DESIGN §1, check (a)), with HiGHS.
+"""LP baseline for buyer-optimal Walrasian prices, with HiGHS.
 
 This is what a user would otherwise write: one pair of LPs per market.
 """
@@ -49,14 +49,36 @@ def lp_min_walrasian_prices(market: MultiUnitMarket) -> np.ndarray:
 
     Minimises the Lyapunov function as the LP
     ``min sum_j s_j p_j + sum_i (d_i u_i + sum_j s_j w_ij)`` s.t.
-    ``p_j + u_i + w_ij >= v_ij``, all variables ``>= 0``, then minimises ``sum_j p_j`` on
-    the optimal face; the result is integral and equals ``p*`` (DESIGN §1). Dropping ``w``
-    would give the wrong "copy method" prices. Loops over the batch (one LP pair per
-    market): this is the CPU baseline of ``benchmarks/bench_auction.py``.
+    ``p_j + u_i + w_ij >= v_ij``, all variables ``>= 0``, then minimises ``sum_j p_j`` on the
+    optimal face; the result is integral and equals ``p*`` (the Lyapunov function of Murota,
+    Shioura and Yang, 2016, as an LP).  Dropping ``w`` would give the wrong "copy method"
+    prices.  Loops over the batch (one LP pair per market): the CPU baseline of
+    ``benchmarks/bench_auction.py``.
+
+    Parameters
+    ----------
+    market : MultiUnitMarket
+        Any batch shape.
+
+    Returns
+    -------
+    ndarray of int64, shape (..., m)
+
+    Raises
+    ------
+    RuntimeError
+        HiGHS fails or returns non-integral prices.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
+    >>> jw.lp_min_walrasian_prices(mkt).tolist()
+    [4, 2]
     """
     if not isinstance(market, MultiUnitMarket):
         raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
-    v, d, s = market.numpy()
+    v, d, s = market.host_arrays()
     batch = market.batch_shape
     n, m = market.n_buyers, market.n_objects
     B = int(np.prod(batch, dtype=np.int64))

@@ -1,17 +1,26 @@
-"""Multi-unit matching markets (seed 001; DESIGN §1): the market type and its kernels' API."""
+"""Multi-unit matching markets: the market type and its device kernels' API.
+
+Objects ``j`` with integer supplies ``s_j``; buyers ``i`` with integer demands ``d_i`` and
+integer per-unit values ``v_ij`` (truncated additive valuations).  The buyer-optimal
+Walrasian prices come from the flow-based ascending auction
+(:func:`jaxwalras.buyer_optimal_equilibrium`; Eickhoff, McCormick, Peis, Rieken and Vargas
+Koch, "A flow-based ascending auction to compute buyer-optimal Walrasian prices", Networks
+84(2), 2024); its host exact step is :mod:`jaxwalras.flows`, its kernels
+:mod:`jaxwalras.kernels.greedy` and :mod:`jaxwalras.kernels.cuts`.
+"""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxwalras._validation import as_int_array, broadcast_batch
+from jaxwalras._validation import as_int_array, broadcast_batch, warn_deprecated
 from jaxwalras.kernels import greedy as _greedy
 
-__all__ = ["MultiUnitMarket", "stack_markets", "preferred_bundles", "PreferredBundles",
-           "indirect_utility", "lyapunov"]
+__all__ = ["MultiUnitMarket", "MultiUnitArrays", "stack_markets", "preferred_bundles",
+           "PreferredBundles", "indirect_utility", "lyapunov"]
 
 # Values, prices and supplies must stay far from int32 overflow in kernel sums
 # (sum_j s_j * u_ij) so we bound them at validation time.
@@ -19,29 +28,55 @@ MAX_VALUE = 2**24
 MAX_UNITS = 2**16
 
 
+class MultiUnitArrays(NamedTuple):
+    """The three arrays of a multi-unit market as int64 host numpy arrays.
+
+    Attributes
+    ----------
+    values : ndarray, shape (..., n, m)
+    demands : ndarray, shape (..., n)
+    supplies : ndarray, shape (..., m)
+    """
+    values: np.ndarray
+    demands: np.ndarray
+    supplies: np.ndarray
+
+
 @jax.tree_util.register_pytree_node_class
 class MultiUnitMarket:
     """A multi-unit matching market, or a batch of them (leading axes).
 
     Object ``j`` has integer supply ``s_j >= 0``; buyer ``i`` has integer demand
-    ``d_i >= 0`` and integer value ``v_ij >= 0`` per unit of ``j``; buyers have truncated
-    additive valuations (DESIGN §1; Vazquez et al., seed 001).
+    ``d_i >= 0`` and integer value ``v_ij >= 0`` per unit of ``j``; buyer ``i`` values a
+    bundle ``x_i`` at ``sum_j v_ij x_ij`` as long as ``sum_j x_ij <= d_i`` (truncated
+    additive valuations; Eickhoff et al., 2024).
 
-    Args:
-      values: ``(..., n, m)`` non-negative integers (at most ``2**24``).
-      demands: ``(..., n)`` non-negative integers (at most ``2**16``).
-      supplies: ``(..., m)`` non-negative integers (at most ``2**16``).
-      Leading batch axes of the three arguments must broadcast to one batch shape.
+    Parameters
+    ----------
+    values : array_like of int, shape (..., n, m)
+        Non-negative per-unit values (at most ``2**24``).
+    demands : array_like of int, shape (..., n)
+        Non-negative demands (at most ``2**16``).
+    supplies : array_like of int, shape (..., m)
+        Non-negative supplies (at most ``2**16``).
 
-    Zero buyers, zero objects, zero demands and zero supplies are all valid. The arrays
-    are stored as int32 ``jax.Array`` s; the class is a pytree, so markets pass through
+    Leading batch axes of the three arguments must broadcast to one batch shape.  Zero
+    buyers, zero objects, zero demands and zero supplies are all valid.  The arrays are
+    stored as int32 ``jax.Array`` s; the class is a pytree, so markets pass through
     ``jax.jit`` / ``jax.vmap`` and ``jax.tree_util`` functions.
 
-    Example:
-      >>> import jaxwalras as jw
-      >>> mkt = jw.MultiUnitMarket(values=[[3, 4], [2, 1]], demands=[1, 3], supplies=[1, 1])
-      >>> mkt.n_buyers, mkt.n_objects, mkt.batch_shape
-      (2, 2, ())
+    Raises
+    ------
+    TypeError, ValueError
+        Non-integer, negative, out-of-range or mis-shaped input (the message names the
+        argument).
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket(values=[[3, 4], [2, 1]], demands=[1, 3], supplies=[1, 1])
+    >>> mkt.n_buyers, mkt.n_objects, mkt.batch_shape
+    (2, 2, ())
     """
 
     values: jax.Array
@@ -78,6 +113,7 @@ class MultiUnitMarket:
     # -- shape helpers -----------------------------------------------------------------
     @property
     def batch_shape(self) -> tuple[int, ...]:
+        """Leading batch axes (``()`` for a single market)."""
         return tuple(self.values.shape[:-2])
 
     @property
@@ -100,10 +136,51 @@ class MultiUnitMarket:
             self.values.reshape(shape + (n, m)), self.demands.reshape(shape + (n,)),
             self.supplies.reshape(shape + (m,))))
 
-    def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(values, demands, supplies)`` as int64 numpy arrays."""
-        return (np.asarray(self.values, np.int64), np.asarray(self.demands, np.int64),
-                np.asarray(self.supplies, np.int64))
+    def host_arrays(self) -> MultiUnitArrays:
+        """``(values, demands, supplies)`` as int64 host numpy arrays."""
+        return MultiUnitArrays(np.asarray(self.values, np.int64),
+                               np.asarray(self.demands, np.int64),
+                               np.asarray(self.supplies, np.int64))
+
+    def numpy(self) -> MultiUnitArrays:
+        """Deprecated name of :meth:`host_arrays`."""
+        warn_deprecated("MultiUnitMarket.numpy()", "MultiUnitMarket.host_arrays()")
+        return self.host_arrays()
+
+    def to_numpy(self) -> "MultiUnitMarket":
+        """A copy with host numpy (int64) leaves."""
+        return MultiUnitMarket.tree_unflatten(None, tuple(self.host_arrays()))
+
+    @classmethod
+    def stack(cls, markets: Sequence["MultiUnitMarket"]) -> "MultiUnitMarket":
+        """Stack single markets of different sizes into one padded batch
+        ``(len(markets), ...)``.
+
+        Padding buyers have zero demand and padding objects zero supply (and all-zero
+        values), so they change nothing: buyer-optimal prices of padding objects are 0 and
+        padding buyers receive nothing.
+        """
+        markets = list(markets)
+        if not markets:
+            raise ValueError("markets: need at least one market to stack")
+        for k, mk in enumerate(markets):
+            if not isinstance(mk, MultiUnitMarket):
+                raise TypeError(f"markets[{k}]: expected MultiUnitMarket, got {type(mk).__name__}")
+            if mk.batch_shape:
+                raise ValueError(f"markets[{k}]: stack single markets, got batch shape "
+                                 f"{mk.batch_shape}")
+        n = max(mk.n_buyers for mk in markets)
+        m = max(mk.n_objects for mk in markets)
+        B = len(markets)
+        v = np.zeros((B, n, m), np.int64)
+        d = np.zeros((B, n), np.int64)
+        s = np.zeros((B, m), np.int64)
+        for k, mk in enumerate(markets):
+            vk, dk, sk = mk.host_arrays()
+            v[k, :vk.shape[0], :vk.shape[1]] = vk
+            d[k, :dk.shape[0]] = dk
+            s[k, :sk.shape[0]] = sk
+        return cls(v, d, s)
 
     def __repr__(self) -> str:
         return (f"MultiUnitMarket(batch_shape={self.batch_shape}, n_buyers={self.n_buyers}, "
@@ -111,36 +188,45 @@ class MultiUnitMarket:
 
 
 def stack_markets(markets: Sequence[MultiUnitMarket]) -> MultiUnitMarket:
-    """Stack single markets of different sizes into one padded batch ``(len(markets), ...)``.
+    """Deprecated name of :meth:`MultiUnitMarket.stack`.
 
-    Padding buyers have zero demand and padding objects zero supply (and all-zero values),
-    so they change nothing: buyer-optimal prices of padding objects are 0 and padding
-    buyers receive nothing.
+    Parameters
+    ----------
+    markets : sequence of MultiUnitMarket
+
+    Returns
+    -------
+    MultiUnitMarket
+        Batch ``(len(markets), ...)``.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> one = jw.MultiUnitMarket([[1]], [1], [1])
+    >>> jw.MultiUnitMarket.stack([one, one]).batch_shape
+    (2,)
     """
-    markets = list(markets)
-    if not markets:
-        raise ValueError("markets: need at least one market to stack")
-    for k, mk in enumerate(markets):
-        if not isinstance(mk, MultiUnitMarket):
-            raise TypeError(f"markets[{k}]: expected MultiUnitMarket, got {type(mk).__name__}")
-        if mk.batch_shape:
-            raise ValueError(f"markets[{k}]: stack single markets, got batch shape {mk.batch_shape}")
-    n = max(mk.n_buyers for mk in markets)
-    m = max(mk.n_objects for mk in markets)
-    B = len(markets)
-    v = np.zeros((B, n, m), np.int64)
-    d = np.zeros((B, n), np.int64)
-    s = np.zeros((B, m), np.int64)
-    for k, mk in enumerate(markets):
-        vk, dk, sk = mk.numpy()
-        v[k, :vk.shape[0], :vk.shape[1]] = vk
-        d[k, :dk.shape[0]] = dk
-        s[k, :sk.shape[0]] = sk
-    return MultiUnitMarket(v, d, s)
+    warn_deprecated("jaxwalras.stack_markets", "jaxwalras.MultiUnitMarket.stack")
+    return MultiUnitMarket.stack(markets)
 
 
 class PreferredBundles(_greedy.Bundles):
-    """Greedy preferred-bundle structure (see :func:`preferred_bundles`)."""
+    """Greedy preferred-bundle structure (see :func:`preferred_bundles`).
+
+    Attributes
+    ----------
+    strict : bool array, shape (..., n, m)
+        ``F_i``: objects bought at full supply in every preferred bundle.
+    marginal : bool array, shape (..., n, m)
+        ``M_i``: the marginal payoff level (case A) or the zero-payoff objects (case B).
+    r : int array, shape (..., n)
+        Units taken from ``M_i`` in case A (0 in case B).
+    mu : int array, shape (..., n)
+        Marginal payoff (``> 0`` in case A, 0 in case B).
+    utility : int array, shape (..., n)
+        Indirect utility ``V_i(p)``.
+    case_a : bool array, shape (..., n)
+    """
 
 
 def _check_prices(market: MultiUnitMarket, prices: Any, name: str = "prices") -> jax.Array:
@@ -163,17 +249,33 @@ def _bundles_flat(v, d, s, p):
 def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
     """Greedy preferred-bundle structure of every buyer at integer ``prices``.
 
-    Runs as one jitted, vmapped device kernel over the whole batch. Returns
-    ``strict`` (F, ``(..., n, m)`` bool), ``marginal`` (M), ``r`` (units from M in case A),
-    ``mu`` (marginal payoff), ``utility`` (indirect utility ``V_i(p)``) and ``case_a``.
-    See DESIGN §1 and :mod:`jaxwalras.kernels.greedy` for the definitions.
+    Runs as one jitted, vmapped device kernel over the whole batch.  Every preferred bundle
+    of buyer ``i`` takes ``s_j`` units of each object of the strict set ``F_i``, ``r_i`` units
+    spread over the marginal set ``M_i`` (case A) or up to ``d_i - s(F_i)`` zero-payoff units
+    of ``M_i`` (case B), and nothing else (Eickhoff et al., 2024, §2.1; definitions in
+    :mod:`jaxwalras.kernels.greedy`).
 
-    Example:
-      >>> import jaxwalras as jw
-      >>> mkt = jw.MultiUnitMarket([[5, 3]], demands=[2], supplies=[1, 1])
-      >>> b = jw.preferred_bundles(mkt, [0, 0])
-      >>> b.strict.tolist(), int(b.utility[0])
-      ([[True, True]], 8)
+    Parameters
+    ----------
+    market : MultiUnitMarket
+        Any batch shape.
+    prices : array_like of int, shape (..., m)
+        Non-negative integer prices, broadcast against the market's batch.
+
+    Returns
+    -------
+    PreferredBundles
+        ``strict`` (``F_i``, bool ``(..., n, m)``), ``marginal`` (``M_i``), ``r`` (units from
+        ``M_i`` in case A), ``mu`` (marginal payoff), ``utility`` (indirect utility
+        ``V_i(p)``) and ``case_a``.
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[5, 3]], demands=[2], supplies=[1, 1])
+    >>> b = jw.preferred_bundles(mkt, [0, 0])
+    >>> b.strict.tolist(), int(b.utility[0])
+    ([[True, False]], 8)
     """
     if not isinstance(market, MultiUnitMarket):
         raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
@@ -187,15 +289,49 @@ def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
 
 
 def indirect_utility(market: MultiUnitMarket, prices: Any) -> jax.Array:
-    """``V_i(p)``, shape ``(..., n)``."""
+    """Indirect utility ``V_i(p) = max_x sum_j x_ij (v_ij - p_j)`` of every buyer.
+
+    Parameters
+    ----------
+    market : MultiUnitMarket
+    prices : array_like of int, shape (..., m)
+
+    Returns
+    -------
+    jax.Array of int32, shape (..., n)
+        The value of the greedy preferred bundle (:func:`preferred_bundles`).
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
+    >>> jw.indirect_utility(mkt, [4]).tolist()
+    [12, 0]
+    """
     return preferred_bundles(market, prices).utility
 
 
 def lyapunov(market: MultiUnitMarket, prices: Any) -> np.ndarray:
-    """``Lyap(p) = sum_j s_j p_j + sum_i V_i(p)`` (int64, shape ``batch_shape``).
+    """The Lyapunov function ``Lyap(p) = sum_j s_j p_j + sum_i V_i(p)``.
 
     Walrasian prices are exactly its minimisers over ``p >= 0``; the buyer-optimal prices
-    are the least minimiser (DESIGN §1).
+    are the least minimiser (Murota, Shioura and Yang, 2016; Eickhoff et al., 2024).
+
+    Parameters
+    ----------
+    market : MultiUnitMarket
+    prices : array_like of int, shape (..., m)
+
+    Returns
+    -------
+    ndarray of int64, shape (...)
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
+    >>> jw.lyapunov(mkt, [4]).tolist(), jw.lyapunov(mkt, [3]).tolist()
+    (20, 21)
     """
     p = np.asarray(_check_prices(market, prices), np.int64)
     util = np.asarray(indirect_utility(market, p), np.int64)

@@ -1,4 +1,4 @@
-"""Shapley-Folkman rounding of convexified equilibria (seed 000; DESIGN §2).
+"""Shapley--Folkman rounding of convexified equilibria (Milgrom and Watt, 2022; Starr, 1969).
 
 A basic (vertex) optimum of the convexified LP has at most ``L`` agents with more than one
 positive weight ("mixing" agents); every other agent already holds a pure option from its
@@ -17,7 +17,11 @@ The search is vectorised over the whole batch (numpy, host): the candidate combi
 every economy; only economies whose combination count exceeds ``max_combinations`` fall
 back to a tiny per-economy MILP (HiGHS) over the same candidates -- still exact.
 
-Reference: Milgrom & Watt (2021/2022), proof of the markup theorem; Starr (1969).
+References
+----------
+P. Milgrom and M. Watt, "Linear pricing mechanisms for markets without convexity", EC 2022,
+proof of the markup-mechanism theorem.  R. M. Starr, "Quasi-equilibria in markets with
+non-convex preferences", Econometrica 37(1), 1969.
 """
 from __future__ import annotations
 
@@ -25,11 +29,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import as_float_array, broadcast_batch
-from .economy import MenuEconomy
+import scipy.sparse as sp
+
+from ._validation import as_float_array, broadcast_batch, warn_deprecated
+from .economy import MenuArrays, MenuEconomy
+from .highs import solve_milp
+from .status import Status
 
 __all__ = ["RoundingResult", "shapley_folkman_rounding", "worst_case_reserve",
-           "menu_spread"]
+           "menu_spread", "round_flat"]
 
 _WTOL = 1e-9       # weights above this count as positive
 
@@ -39,20 +47,39 @@ class RoundingResult(NamedTuple):
 
     Attributes
     ----------
-    buyer_choice : (..., N) int   pure option of each buyer (for ``sellers_only`` rounding:
-                                  the buyer's largest weight, for information only).
-    seller_choice : (..., F) int  pure option of each seller.
-    feasible : (...,) bool        a rounding satisfying the constraints exists and was found.
-    excess_supply : (..., L)      ``sum y - sum x`` of the rounded outcome.
-    budget_surplus : (...,)       ``(1+alpha) p.sum x - p.sum y`` of the rounded outcome.
-    n_mixing : (...,) int         number of agents that were rounded (mixing agents).
+    buyer_choice : ndarray of int, shape (..., N)
+        Pure option of each buyer (for ``sellers_only`` rounding: the buyer's largest
+        weight, for information only).
+    seller_choice : ndarray of int, shape (..., F)
+        Pure option of each seller.
+    converged : ndarray of bool, shape (...)
+        A rounding satisfying the constraints exists and was found (formerly ``feasible``).
+    excess_supply : ndarray, shape (..., L)
+        ``sum y - sum x`` of the rounded outcome.
+    budget_surplus : ndarray, shape (...)
+        ``(1+alpha) p.sum x - p.sum y`` of the rounded outcome.
+    n_mixing : ndarray of int, shape (...)
+        Number of agents that were rounded (mixing agents).
+    status : ndarray of int, shape (...)
+        ``Status.OK``, or ``Status.NO_SOLUTION`` where no combination satisfies the
+        constraints.
+    iterations : ndarray of int, shape (...)
+        Candidate combinations examined.
     """
     buyer_choice: Any
     seller_choice: Any
-    feasible: Any
+    converged: Any
     excess_supply: Any
     budget_surplus: Any
     n_mixing: Any
+    status: Any
+    iterations: Any
+
+    @property
+    def feasible(self) -> Any:
+        """Deprecated name of :attr:`converged`."""
+        warn_deprecated("RoundingResult.feasible", "RoundingResult.converged")
+        return self.converged
 
 
 def menu_spread(economy: MenuEconomy) -> np.ndarray:
@@ -73,13 +100,29 @@ def menu_spread(economy: MenuEconomy) -> np.ndarray:
 
 
 def worst_case_reserve(economy: MenuEconomy, sellers_only: bool = False) -> np.ndarray:
-    """The worst-case reserve ``R_l = L * delta_l`` (per good, ``(..., L)``).
+    """The worst-case reserve ``R_l = L * delta_l`` per good.
 
     Why it is valid: a vertex of the convexified LP has at most ``L`` mixing agents (one
-    simplex row each, ``L`` coupling rows); rounding a mixing agent to any of its options
-    moves the balance of good ``l`` by at most ``delta_l`` (:func:`menu_spread`); hence the
-    rounded net supply is at least ``R_l - L delta_l >= 0``.  With ``sellers_only`` the spread
-    is taken over the sellers' menus only (the rationing mechanism rounds sellers only).
+    simplex row each, ``L`` coupling rows); rounding a mixing agent to any of its options moves
+    the balance of good ``l`` by at most ``delta_l`` (:func:`menu_spread`); hence the rounded
+    net supply is at least ``R_l - L delta_l >= 0`` (Milgrom and Watt, 2022; Starr, 1969).
+
+    Parameters
+    ----------
+    economy : MenuEconomy
+    sellers_only : bool
+        Take the spread over the sellers' menus only (the rationing mechanism rounds sellers
+        only).
+
+    Returns
+    -------
+    ndarray, shape (..., L)
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> jw.worst_case_reserve(jw.examples.milgrom_watt_table1()).tolist()
+    [6.0]
     """
     L = economy.n_goods
     if sellers_only:
@@ -92,19 +135,21 @@ def worst_case_reserve(economy: MenuEconomy, sellers_only: bool = False) -> np.n
 
 
 # ---------------------------------------------------------------------------------------
-def _scales(X, Y, V, C):
+def _scales(X, Y, V, C):  # noqa: N803
     qscale = 1.0 + max(np.abs(X).max(initial=0.0) * X.shape[-3], np.abs(Y).max(initial=0.0) * Y.shape[-3])
     vscale = 1.0 + max(np.abs(V).max(initial=0.0), np.abs(C).max(initial=0.0))
     return qscale, vscale
 
 
-def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
-                max_combinations: int, set_tol: float | None = None, top_k: int = 0):
-    """Core, on a flat batch ``B``.  Returns choices, feasible, excess, budget, n_mixing.
+def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
+               max_combinations: int, set_tol: float | None = None, top_k: int = 0):
+    """Core, on a flat batch ``B``.  Returns choices, feasible, excess, budget, n_mixing,
+    combinations examined.
 
     With ``top_k > 0`` it also returns the ``top_k`` best physically feasible combinations
     (by the score) as ``(cand_b (B, k, N), cand_s (B, k, F), cand_ok (B, k))`` -- used by
     the markup mechanism to re-price each candidate allocation."""
+    X, V, bm, Y, C, sm = A
     B, N, Kb, L = X.shape
     F, Ks = C.shape[-2:]
     qscale, vscale = _scales(X, Y, V, C)
@@ -153,6 +198,7 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
     kk = max(int(top_k), 1)
     cand_best = np.zeros((B, kk, max(M, 1)), np.int64)
     cand_ok = np.zeros((B, kk), bool)
+    ncomb = np.ones(B, np.int64)
     if M > 0:
         Kc = max(Kb, Ks)
         Zc = np.zeros((B, M, Kc, L))
@@ -181,6 +227,7 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
         ncand = Vc.sum(-1)
         prod = np.prod(ncand.astype(float), 1)
         ok_enum = prod <= max_combinations
+        ncomb = np.minimum(prod, np.iinfo(np.int64).max).astype(np.int64)
         # compact candidates to the front so enumeration only covers real ones
         order = np.argsort(~Vc, axis=-1, kind="stable")
         Zc = np.take_along_axis(Zc, order[..., None], 2)
@@ -235,13 +282,12 @@ def _round_flat(X, V, Y, C, bm, sm, p, alpha, wb, ws, *, sellers_only: bool,
         x = np.einsum("bnk,bnkl->bl", wb, X)
     budget = np.einsum("bl,bl->b", beta, x) - np.einsum("bl,bl->b", p, y)
     if top_k > 0:
-        return cb, cs, feasible, y - x, budget, nmix, (cand_b, cand_s, cand_ok)
-    return cb, cs, feasible, y - x, budget, nmix
+        return cb, cs, feasible, y - x, budget, nmix, ncomb, (cand_b, cand_s, cand_ok)
+    return cb, cs, feasible, y - x, budget, nmix, ncomb
 
 
 def _milp_choose(base, Zc, Sc, Vc, lo, hi):
     """Exact choice of one candidate per mixing agent by a small MILP (HiGHS)."""
-    from scipy.optimize import LinearConstraint, milp
     M, Kc, L = Zc.shape
     mi, ki = np.nonzero(Vc)
     nv = mi.size
@@ -250,9 +296,9 @@ def _milp_choose(base, Zc, Sc, Vc, lo, hi):
     A2 = Zc[mi, ki].T                                   # (L, nv)
     lo2 = np.where(np.isfinite(lo), lo - base, -np.inf)
     hi2 = np.where(np.isfinite(hi), hi - base, np.inf)
-    cons = [LinearConstraint(A1, 1.0, 1.0), LinearConstraint(A2, lo2, hi2)]
-    res = milp(-Sc[mi, ki], integrality=np.ones(nv), bounds=(0, 1), constraints=cons,
-               options={"time_limit": 30.0})
+    res = solve_milp(-Sc[mi, ki], sp.vstack([sp.csr_matrix(A1), sp.csr_matrix(A2)]).tocsr(),
+                     np.concatenate([np.ones(M), lo2]), np.concatenate([np.ones(M), hi2]),
+                     np.ones(nv), time_limit=30.0)
     best = np.zeros(M, np.int64)
     if res.x is None or res.status not in (0,):
         return False, best
@@ -277,9 +323,37 @@ def shapley_folkman_rounding(economy: MenuEconomy, prices: Any, markup: Any,
       <= the buyers' convexified consumption in every good with a positive price (so that
       buyers are rationed, never oversupplied), and maximise seller revenue ``p.sum y``.
 
-    ``feasible=False`` says that NO combination satisfies the constraints (for the given
-    LP solution / reserve).  Inputs broadcast like :func:`jaxwalras.convexified_equilibrium`
-    output; results have the broadcast leading axes.
+    ``converged=False`` (``status=NO_SOLUTION``) says that NO combination satisfies the
+    constraints (for the given LP solution / reserve).  Inputs broadcast like
+    :func:`jaxwalras.convexified_equilibrium` output; results have the broadcast leading
+    axes.
+
+    Parameters
+    ----------
+    economy : MenuEconomy
+    prices : array_like, shape (..., L)
+        Seller prices of the convexified solution.
+    markup : array_like, shape (...)
+        Buyers face ``(1 + markup) prices`` (``>= 0``).
+    buyer_weights, seller_weights : array_like
+        Vertex weights ``(..., N, Kb)`` and ``(..., F, Ks)``.
+    sellers_only : bool
+        Round sellers only (rationing mechanism).
+    max_combinations : int
+        Enumeration cap per economy before the exact MILP fallback.
+
+    Returns
+    -------
+    RoundingResult
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> eco = jw.examples.milgrom_watt_table1()
+    >>> ce = jw.convexified_equilibrium(eco, markup=0.3, reserve=1.0, method="lp")
+    >>> r = jw.shapley_folkman_rounding(eco, ce.prices, 0.3, ce.buyer_weights, ce.seller_weights)
+    >>> bool(r.converged), int(r.n_mixing)
+    (True, 1)
     """
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
@@ -306,16 +380,16 @@ def shapley_folkman_rounding(economy: MenuEconomy, prices: Any, markup: Any,
 
 def _round_batch(economy, batch, p, a, wb, ws, *, sellers_only, max_combinations):
     B = int(np.prod(batch, dtype=np.int64))
+
     def fl(z, tail):
         z = np.asarray(z)
         return np.broadcast_to(z, batch + z.shape[z.ndim - tail:]).reshape((B,) + z.shape[z.ndim - tail:])
-    X = fl(np.asarray(economy.buyer_bundles, float), 3)
-    V = fl(np.asarray(economy.buyer_values, float), 2)
-    Y = fl(np.asarray(economy.seller_bundles, float), 3)
-    C = fl(np.asarray(economy.seller_costs, float), 2)
-    bm = fl(np.asarray(economy.buyer_mask, bool), 2)
-    sm = fl(np.asarray(economy.seller_mask, bool), 2)
-    cb, cs, feas, exc, bud, nmix = _round_flat(
-        X, V, Y, C, bm, sm, fl(p, 1), fl(a, 0), fl(wb, 2), fl(ws, 2), sellers_only=sellers_only, max_combinations=max_combinations)
+
+    A = economy.host_arrays(batch, flat=True)
+    cb, cs, feas, exc, bud, nmix, ncomb = round_flat(
+        A, fl(p, 1), fl(a, 0), fl(wb, 2), fl(ws, 2), sellers_only=sellers_only,
+        max_combinations=max_combinations)
+    status = np.where(feas, Status.OK, Status.NO_SOLUTION).astype(np.int64)
     sh = lambda z: z.reshape(batch + z.shape[1:])  # noqa: E731
-    return RoundingResult(sh(cb), sh(cs), sh(feas), sh(exc), sh(bud), sh(nmix))
+    return RoundingResult(sh(cb), sh(cs), sh(feas), sh(exc), sh(bud), sh(nmix), sh(status),
+                          sh(ncomb))

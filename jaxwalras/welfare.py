@@ -1,4 +1,4 @@
-"""Bound-form first welfare theorem and the exact efficient allocation (seed 000; DESIGN §2).
+"""Bound-form first welfare theorem and the exact efficient allocation (Milgrom and Watt, 2022).
 
 * :func:`welfare_bound` -- for ANY prices ``p >= 0`` and ANY feasible allocation ``omega``
   of a :class:`~jaxwalras.MenuEconomy`, the computable certificate
@@ -25,11 +25,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import as_float_array
-from .economy import MenuEconomy
+import scipy.sparse as sp
+
+from ._validation import as_float_array, warn_deprecated
+from .economy import MenuArrays, MenuEconomy
+from .highs import solve_milp
+from .status import Status
 
 __all__ = ["WelfareBound", "EfficientAllocation", "welfare_bound", "efficient_allocation",
-           "allocation_weights"]
+           "allocation_weights", "bound_terms"]
 
 
 class WelfareBound(NamedTuple):
@@ -61,28 +65,44 @@ class EfficientAllocation(NamedTuple):
 
     Attributes
     ----------
-    welfare : (...,)            optimal total surplus ``S*`` (best found if not ``optimal``).
-    buyer_choice : (..., N)     option chosen by each buyer (argmax weight if convex buyers).
-    seller_choice : (..., F)    option chosen by each seller.
-    buyer_weights : (..., N, Kb) weights (one-hot unless ``convex_buyers=True``).
-    upper_bound : (...,)        HiGHS dual bound on ``S*`` (equals ``welfare`` when optimal).
-    optimal : (...,) bool       HiGHS proved optimality (False: time limit hit).
+    welfare : ndarray, shape (...)
+        Optimal total surplus ``S*`` (the best found where not ``converged``).
+    buyer_choice : ndarray of int, shape (..., N)
+        Option chosen by each buyer (argmax weight if convex buyers).
+    seller_choice : ndarray of int, shape (..., F)
+        Option chosen by each seller.
+    buyer_weights : ndarray, shape (..., N, Kb)
+        Weights (one-hot unless ``convex_buyers=True``).
+    upper_bound : ndarray, shape (...)
+        HiGHS' dual bound on ``S*`` (equals ``welfare`` when optimal).
+    converged : ndarray of bool, shape (...)
+        HiGHS proved optimality (formerly ``optimal``).
+    status : ndarray of int, shape (...)
+        ``OK``, ``TIME_LIMIT`` (best found returned) or ``SOLVER_FAILED``.
+    iterations : ndarray of int, shape (...)
+        Branch-and-bound nodes HiGHS explored.
     """
     welfare: Any
     buyer_choice: Any
     seller_choice: Any
     buyer_weights: Any
     upper_bound: Any
-    optimal: Any
+    converged: Any
+    status: Any
+    iterations: Any
+
+    @property
+    def optimal(self) -> Any:
+        """Deprecated name of :attr:`converged`."""
+        warn_deprecated("EfficientAllocation.optimal", "EfficientAllocation.converged")
+        return self.converged
 
 
 # ---------------------------------------------------------------------------------------
-def _econ_np(economy: MenuEconomy) -> tuple[np.ndarray, ...]:
+def _host(economy: MenuEconomy) -> MenuArrays:
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
-    return tuple(np.asarray(getattr(economy, f)) for f in (
-        "buyer_bundles", "buyer_values", "seller_bundles", "seller_costs",
-        "buyer_mask", "seller_mask"))
+    return economy.host_arrays()
 
 
 def allocation_weights(alloc: Any, mask: np.ndarray, name: str) -> np.ndarray:
@@ -134,8 +154,9 @@ def allocation_weights(alloc: Any, mask: np.ndarray, name: str) -> np.ndarray:
     return np.clip(np.where(mask, w, 0.0), 0.0, None)
 
 
-def _bound_terms(X, V, Y, C, bm, sm, p, wb, ws) -> WelfareBound:
+def bound_terms(A: MenuArrays, p, wb, ws) -> WelfareBound:
     """Pure numpy evaluation of the bound (all arrays broadcast to common batch axes)."""
+    X, V, bm, Y, C, sm = A
     neg = -np.inf
     ub = np.einsum("...nkl,...l->...nk", X, p)
     us = np.einsum("...fkl,...l->...fk", Y, p)
@@ -174,17 +195,17 @@ def welfare_bound(economy: MenuEconomy, prices: Any, buyer_allocation: Any,
     WelfareBound with leading axes ``B``.  The inequality is a theorem for every feasible
     allocation (``.feasible``); see the module docstring for the two-line proof.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jaxwalras as jw, numpy as np
     >>> eco = jw.examples.milgrom_watt_table1()
     >>> wb = jw.welfare_bound(eco, [0.5], np.r_[np.ones(6, int), np.zeros(4, int)], [4])
     >>> round(float(wb.revenue_deficit), 2)
     0.41
     """
-    X, V, Y, C, bm, sm = _econ_np(economy)
-    L = X.shape[-1]
-    batch = X.shape[:-3]
+    A = _host(economy)
+    L = A.X.shape[-1]
+    batch = A.X.shape[:-3]
     p = as_float_array(prices, "prices", min_ndim=1, nonnegative=True)
     if p.shape[-1] != L:
         raise ValueError(f"prices: last axis must have the number of goods L={L}, got shape {p.shape}")
@@ -193,17 +214,16 @@ def welfare_bound(economy: MenuEconomy, prices: Any, buyer_allocation: Any,
     except ValueError:
         raise ValueError(f"prices: shape {p.shape} does not broadcast to the economy's batch "
                          f"shape {batch} + ({L},)") from None
-    wb = allocation_weights(buyer_allocation, bm, "buyer_allocation")
-    ws = allocation_weights(seller_allocation, sm, "seller_allocation")
-    return _bound_terms(X, V, Y, C, bm, sm, p, wb, ws)
+    wb = allocation_weights(buyer_allocation, A.bm, "buyer_allocation")
+    ws = allocation_weights(seller_allocation, A.sm, "seller_allocation")
+    return bound_terms(A, p, wb, ws)
 
 
 # ---------------------------------------------------------------------------------------
-def _milp_one(X, V, Y, C, bm, sm, convex_buyers: bool, time_limit: float,
-              mip_rel_gap: float) -> tuple[float, np.ndarray, np.ndarray, float, bool]:
-    from scipy.optimize import LinearConstraint, milp
-    from scipy.sparse import coo_matrix, vstack
-
+def _milp_one(A: MenuArrays, convex_buyers: bool, time_limit: float, mip_rel_gap: float):
+    """The efficient-allocation MILP of ONE economy.  Returns ``(welfare, wb, ws,
+    upper_bound, status, nodes)``; welfare and bound are NaN when HiGHS found nothing."""
+    X, V, bm, Y, C, sm = A
     N, Kb, L = X.shape
     F, Ks, _ = Y.shape
     bi = np.argwhere(bm)            # (nb, 2) real buyer options
@@ -213,24 +233,23 @@ def _milp_one(X, V, Y, C, bm, sm, convex_buyers: bool, time_limit: float,
     c = -np.concatenate([V[bm], -C[sm]])            # minimise -welfare
     # one option per agent
     rows = np.concatenate([bi[:, 0], N + si[:, 0]])
-    A1 = coo_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(N + F, nv))
+    A1 = sp.coo_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(N + F, nv))
     # consumption <= production, per good: sum X lam - sum Y mu <= 0
     coef = np.concatenate([X[bm], -Y[sm]], 0)       # (nv, L)
-    A2 = coo_matrix(coef.T)
-    A = vstack([A1, A2]).tocsr()
+    Am = sp.vstack([A1, sp.coo_matrix(coef.T)]).tocsr()
     lb = np.concatenate([np.ones(N + F), np.full(L, -np.inf)])
     ubd = np.concatenate([np.ones(N + F), np.zeros(L)])
     integrality = np.concatenate([np.full(nb, 0 if convex_buyers else 1), np.ones(ns)])
-    res = milp(c, integrality=integrality, bounds=(0, 1),
-               constraints=LinearConstraint(A, lb, ubd),
-               options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap),
-                        "disp": False})
-    if res.x is None:
-        raise RuntimeError(f"efficient_allocation: HiGHS returned no solution ({res.message})")
-    xv = np.clip(res.x, 0.0, 1.0)
+    res = solve_milp(c, Am, lb, ubd, integrality, time_limit=time_limit,
+                     mip_rel_gap=mip_rel_gap)
+    nodes = int(getattr(res, "mip_node_count", 0) or 0)
     wb = np.zeros((N, Kb))
-    wb[bm] = xv[:nb]
     ws = np.zeros((F, Ks))
+    if res.x is None:
+        status = Status.TIME_LIMIT if res.status == 1 else Status.SOLVER_FAILED
+        return np.nan, wb, ws, np.nan, status, nodes
+    xv = np.clip(res.x, 0.0, 1.0)
+    wb[bm] = xv[:nb]
     ws[sm] = xv[nb:]
     if not convex_buyers:
         wb = (wb > 0.5).astype(float)
@@ -238,10 +257,12 @@ def _milp_one(X, V, Y, C, bm, sm, convex_buyers: bool, time_limit: float,
     welfare = float(np.sum(wb * V) - np.sum(ws * C))
     dual = getattr(res, "mip_dual_bound", None)
     ub = -float(dual) if dual is not None and np.isfinite(dual) else welfare
-    optimal = res.status == 0
-    if optimal:
+    if res.status == 0:
+        status = Status.OK
         ub = max(ub, welfare)
-    return welfare, wb, ws, ub, bool(optimal)
+    else:
+        status = Status.TIME_LIMIT if res.status == 1 else Status.SOLVER_FAILED
+    return welfare, wb, ws, ub, status, nodes
 
 
 def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
@@ -257,21 +278,31 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
 
     Parameters
     ----------
-    economy : MenuEconomy, any batch shape.
-    convex_buyers : relax buyer integrality (see above).
-    time_limit : seconds per economy; when hit, ``optimal`` is False and ``upper_bound``
-        is HiGHS' dual bound.
-    max_variables : refuse (ValueError) economies with more real options than this.
-    mip_rel_gap : HiGHS relative optimality gap (0 = exact).
+    economy : MenuEconomy
+        Any batch shape.
+    convex_buyers : bool
+        Relax buyer integrality (see above).
+    time_limit : float
+        Seconds per economy; when hit, ``converged`` is False, ``status`` is
+        ``TIME_LIMIT`` and ``upper_bound`` is HiGHS' dual bound.
+    max_variables : int
+        Refuse (ValueError) economies with more real options than this.
+    mip_rel_gap : float
+        HiGHS relative optimality gap (0 = exact).
 
-    Example
+    Returns
     -------
+    EfficientAllocation
+
+    Examples
+    --------
     >>> import jaxwalras as jw
     >>> opt = jw.efficient_allocation(jw.examples.milgrom_watt_table1())
     >>> round(float(opt.welfare), 4)
     0.7221
     """
-    X, V, Y, C, bm, sm = _econ_np(economy)
+    A = _host(economy)
+    X, V, bm, Y, C, sm = A
     if not (isinstance(time_limit, (int, float)) and time_limit > 0):
         raise ValueError(f"time_limit: must be a positive number of seconds, got {time_limit!r}")
     nvar = int(bm.sum(axis=(-1, -2)).max(initial=0) + sm.sum(axis=(-1, -2)).max(initial=0))
@@ -283,23 +314,22 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
     batch = X.shape[:-3]
     N, Kb, L = X.shape[-3:]
     F, Ks = C.shape[-2:]
-    flat = int(np.prod(batch))
-    Xf, Vf = X.reshape(flat, N, Kb, L), V.reshape(flat, N, Kb)
-    Yf, Cf = Y.reshape(flat, F, Ks, L), C.reshape(flat, F, Ks)
-    bmf, smf = bm.reshape(flat, N, Kb), sm.reshape(flat, F, Ks)
+    Af = economy.host_arrays(flat=True)
+    flat = Af.n_markets
     out_w = np.zeros(flat)
     out_ub = np.zeros(flat)
-    out_opt = np.zeros(flat, bool)
+    out_st = np.zeros(flat, np.int64)
+    out_it = np.zeros(flat, np.int64)
     out_wb = np.zeros((flat, N, Kb))
     out_ws = np.zeros((flat, F, Ks))
     for i in range(flat):  # host MILP: one economy at a time by nature
-        w, wb, ws, ub, ok = _milp_one(Xf[i], Vf[i], Yf[i], Cf[i], bmf[i], smf[i],
-                                      convex_buyers, time_limit, mip_rel_gap)
-        out_w[i], out_wb[i], out_ws[i], out_ub[i], out_opt[i] = w, wb, ws, ub, ok
+        (out_w[i], out_wb[i], out_ws[i], out_ub[i], out_st[i],
+         out_it[i]) = _milp_one(Af.take(i), convex_buyers, time_limit, mip_rel_gap)
     return EfficientAllocation(
         welfare=out_w.reshape(batch),
         buyer_choice=out_wb.argmax(-1).reshape(batch + (N,)),
         seller_choice=out_ws.argmax(-1).reshape(batch + (F,)),
         buyer_weights=out_wb.reshape(batch + (N, Kb)),
         upper_bound=out_ub.reshape(batch),
-        optimal=out_opt.reshape(batch))
+        converged=(out_st == Status.OK).reshape(batch),
+        status=out_st.reshape(batch), iterations=out_it.reshape(batch))

@@ -1,4 +1,5 @@
-"""Greedy preferred bundles for multi-unit matching markets (seed 001; DESIGN §1).
+"""Greedy preferred bundles for multi-unit matching markets (Eickhoff, McCormick, Peis,
+Rieken and Vargas Koch, Networks 2024, §2.1).
 
 Pure array functions for ONE market; batch them with ``jax.vmap`` (see
 :func:`batched`). All arithmetic is integer and exact.
@@ -107,8 +108,8 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
 
     Every preferred bundle of buyer ``i`` takes ``s_j`` units of each ``j in F_i``, exactly
     ``r_i`` units spread over ``M_i`` in case A, or up to ``d_i - s(F_i)`` zero-payoff
-    units of ``M_i`` in case B, and nothing else (Vazquez et al., seed 001, Lemma on
-    greedy bundles; DESIGN §1). ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``.
+    units of ``M_i`` in case B, and nothing else (Eickhoff et al., 2024, §2.1).
+    ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``.
     """
     v = values
     d = demands
@@ -188,7 +189,8 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     ``j`` reaches payoff 0 (``t = u_ij``) or ties with a positive-payoff object ``k`` outside
     ``X`` that has unbought supply (``t = u_ij - u_ik``). The step is the smallest such ``t``
     over all buyers, capped at ``cap`` (a positive int). This is the long-step steepest
-    descent of the L-natural-convex Lyapunov function (Shioura 2017; seed 001, §4).
+    descent of the L-natural-convex Lyapunov function (Shioura, 2017, Prop. 4.16;
+    Eickhoff et al., 2024, §6).
     """
     v, d, s = values, demands, supplies
     n, m = v.shape

@@ -5,7 +5,7 @@ Pure ``jax.numpy`` functions on ONE economy (vmap them for batches):
 * buyer ``n`` option ``k``: surplus ``u[n,k] = V[n,k]/(1+alpha) - p.X[n,k]``
   (equivalently ``V - (1+alpha) p.X`` in money, scaled by ``1/(1+alpha)``);
 * seller ``f`` option ``k``: profit ``w[f,k] = p.Y[f,k] - C[f,k]``;
-* dual ``g(p) = sum_n max_k u + sum_f max_k w - p.R`` (Milgrom & Watt; DESIGN §2) and its
+* dual ``g(p) = sum_n max_k u + sum_f max_k w - p.R`` (Milgrom and Watt, 2022) and its
   entropic smoothing ``g_tau`` with ``tau * logsumexp(./tau)`` in place of ``max``; the
   gradient of ``g_tau`` is the expected excess supply ``sum E[Y] - sum E[X] - R``.
 

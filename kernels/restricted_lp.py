@@ -32,7 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .mechanisms import convexified_lp_simplex
+from .simplex import convexified_lp_simplex
 from .menu import (buyer_surplus, dual_value, excess_supply, menu_argmax, primal_value,
                    seller_profit)
 

@@ -1,4 +1,5 @@
-"""Set-function kernels for combinatorial markets (seed 002).
+"""Set-function kernels for combinatorial markets (Lucier, 2013; Feldman, Gravin and
+Lucier, 2013).
 
 Buyers' values are dense tables over item bitmasks: ``values[..., i, S]`` is buyer ``i``'s
 value for the set ``S`` (bit ``j`` of ``S`` set <=> item ``j`` in the set), ``2**m`` entries per
@@ -253,7 +254,8 @@ class CWEState(NamedTuple):
 
 def cwe_dynamics(values: jax.Array, state: CWEState, tol: jax.Array,
                  num_steps: int, select: str = "first") -> CWEState:
-    """Run ``num_steps`` rounds of the bundling dynamics (DESIGN.md section 3), batched.
+    """Run ``num_steps`` rounds of the bundling dynamics (Feldman, Gravin and Lucier, 2013;
+    the construction is in ``docs/combinatorial.md``), batched.
 
     One round, in every market that is not done: take the lowest-indexed empty-handed buyer
     ``i`` whose best set of bundles ``D`` (:func:`bundle_demand`) has utility ``g > tol``;

@@ -25,7 +25,7 @@ def atoms(v_i, m):
 def test_generator_shapes_seeds_and_validity(name):
     gen = jw.cats.GENERATORS[name]
     cm = gen(n_bidders=4, m=6, seed=3)
-    assert cm.batch_shape == () and cm.n == 4 and cm.m == 6
+    assert cm.batch_shape == () and cm.n_buyers == 4 and cm.n_items == 6
     batch = gen(n_bidders=4, m=6, seed=3, n_markets=3)
     assert batch.batch_shape == (3,)
     np.testing.assert_array_equal(batch.values[0], cm.values)       # market k uses [seed, k]
@@ -38,10 +38,10 @@ def test_generator_shapes_seeds_and_validity(name):
 
 def test_scheduling_bids_are_intervals():
     cm = jw.cats.scheduling(n_bidders=5, m=8, seed=1)
-    for i in range(cm.n):
+    for i in range(cm.n_buyers):
         lengths = set()
-        for s in atoms(cm.values[i], cm.m):
-            bits = [j for j in range(cm.m) if (s >> j) & 1]
+        for s in atoms(cm.values[i], cm.n_items):
+            bits = [j for j in range(cm.n_items) if (s >> j) & 1]
             assert bits == list(range(bits[0], bits[-1] + 1))         # consecutive slots
             lengths.add(len(bits))
         assert len(lengths) <= 1                                      # one job length
@@ -49,8 +49,8 @@ def test_scheduling_bids_are_intervals():
 
 def test_paths_bids_are_connected_paths():
     cm = jw.cats.paths(n_bidders=4, m=8, seed=2)
-    for i in range(cm.n):
-        vals = [cm.values[i, s] for s in atoms(cm.values[i], cm.m)]
+    for i in range(cm.n_buyers):
+        vals = [cm.values[i, s] for s in atoms(cm.values[i], cm.n_items)]
         # detours are worth less: the bidder's values are not all equal unless one path
         assert len(vals) >= 1 and all(v > 0 for v in vals)
 
@@ -58,8 +58,8 @@ def test_paths_bids_are_connected_paths():
 def test_regions_and_arbitrary_bundle_sizes():
     for gen in (jw.cats.regions, jw.cats.arbitrary):
         cm = gen(n_bidders=6, m=9, seed=5, max_bundle_size=3)
-        for i in range(cm.n):
-            assert all(bin(s).count("1") <= 3 for s in atoms(cm.values[i], cm.m))
+        for i in range(cm.n_buyers):
+            assert all(bin(s).count("1") <= 3 for s in atoms(cm.values[i], cm.n_items))
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -103,16 +103,16 @@ def test_end_to_end_on_cats(name):
         assert oa.welfare[k] == pytest.approx(brute_opt(v), rel=1e-6)
         if we.exists[k]:
             p, a = we.prices[k], we.allocation[k]
-            for i in range(cm.n):
+            for i in range(cm.n_buyers):
                 us = [v[i, s] - sum(p[j] for j in range(6) if (s >> j) & 1) for s in range(64)]
                 assert us[a[i]] >= max(us) - 1e-3
         tol = cwe.tol[k]
         live = [s for s in range(6) if cwe.bundles[k, s]]
-        for i in range(cm.n):
+        for i in range(cm.n_buyers):
             mine = [s for s in live if cwe.holder[k, s] == i]
             u_held = v[i, sum(cwe.bundles[k, mine])] - cwe.prices[k, mine].sum()
             for r in range(len(live) + 1):
                 for c in itertools.combinations(live, r):
                     c = list(c)
                     assert v[i, sum(cwe.bundles[k, c])] - cwe.prices[k, c].sum() <= u_held + tol
-        assert cwe.welfare[k] >= oa.welfare[k] / 2 - cm.n * tol
+        assert cwe.welfare[k] >= oa.welfare[k] / 2 - cm.n_buyers * tol

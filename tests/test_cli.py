@@ -15,11 +15,11 @@ def test_version(capsys):
 
 
 def test_demo_multiunit_section(capsys):
-    from jaxwalras._demo_multiunit import demo_multiunit
+    from jaxwalras.demo import demo_multiunit
     lines = []
     demo_multiunit(lines.append, n_markets=40)
     text = "\n".join(lines)
-    assert "[4, 2]" in text                      # DESIGN §1 example p*
+    assert "[4, 2]" in text                      # the worked example: p* = (4, 2)
     assert "allocations Walrasian: 40/40" in text
     assert "prices equal the HiGHS LP on 20/20" in text
 

@@ -1,4 +1,4 @@
-"""Combinatorial markets (seed 002): set-function markets, demand queries, optimal allocation,
+"""Combinatorial markets (Lucier 2013; Feldman, Gravin and Lucier 2013): set-function markets, demand queries, optimal allocation,
 item-price Walrasian equilibria, ascending auction, CWE (bundling), best item-price welfare.
 
 Every oracle here is written independently of the library: brute-force enumeration of
@@ -205,7 +205,7 @@ def test_bad_constructor_and_call_inputs():
 def test_batch_indexing():
     v = np.stack([shoes().values, 2 * shoes().values])
     cm = jw.SetFunctionMarket(v)
-    assert cm.batch_shape == (2,) and cm.n == 2 and cm.m == 2
+    assert cm.batch_shape == (2,) and cm.n_buyers == 2 and cm.n_items == 2
     np.testing.assert_array_equal(cm[1].values, 2 * shoes().values)
     assert cm[:, None].batch_shape == (2, 1)
     with pytest.raises(IndexError):
@@ -344,7 +344,7 @@ def test_we_existence_agrees_with_primal_lp(rng):
         assert we.lp_value[k] == pytest.approx(lp, abs=1e-7)
         assert bool(we.exists[k]) == (lp <= opt + 1e-7)
         if we.exists[k]:
-            assert we.verified[k]
+            assert (we.exists[k] and we.converged[k])
             assert is_walrasian_bf(v[k], we.prices[k], we.allocation[k])
         agreed.append(bool(we.exists[k]))
     assert any(agreed) and not all(agreed)      # the sample exercises both outcomes
@@ -375,7 +375,7 @@ def test_gross_substitutes_have_we_and_auction_agrees(rng):
     assert not jw.is_gross_substitutes(shoes())[0]          # Alice: complements
     for cm in (ud, add):
         we = jw.walrasian_equilibrium(cm)
-        assert we.exists.all() and we.verified.all()
+        assert we.exists.all() and we.converged.all()
         we_min = jw.walrasian_equilibrium(cm, minimal_prices=True)
         au = jw.ascending_auction(cm)
         assert au.converged.all() and au.is_walrasian.all()
@@ -385,7 +385,7 @@ def test_gross_substitutes_have_we_and_auction_agrees(rng):
             # and equal to the LP's least-total-price dual optimum
             assert np.all(au.prices[k] <= we.prices[k] + 1e-6)
             np.testing.assert_allclose(au.prices[k], we_min.prices[k], atol=1e-6)
-            assert au.steps[k] == au.prices[k].max()
+            assert au.iterations[k] == au.prices[k].max()
     # unit demand + unit supply: minimal WE prices are the VCG payments (Leonard 1983):
     # the item held by buyer i costs OPT(without i) - (OPT - v_i(item)); unsold items 0
     au = jw.ascending_auction(ud)
@@ -403,7 +403,7 @@ def test_gross_substitutes_have_we_and_auction_agrees(rng):
 
 # ----------------------------------------------------------------------------- CWE
 def _check_cwe(cm, res, start_w):
-    n = cm.n
+    n = cm.n_buyers
     for idx in np.ndindex(*cm.batch_shape):
         v = cm.values[idx]
         tol = float(res.tol[idx])
@@ -483,7 +483,7 @@ def test_cwe_price_wars_on_cats_scheduling_keep_tolerance():
     scale = np.maximum(1.0, np.abs(cm.values).max(axis=(1, 2)))
     np.testing.assert_allclose(res.tol, 1e-5 * scale)
     assert (res.max_regret <= res.tol).all()
-    assert (res.welfare >= res.start_welfare / 2 - cm.n * res.tol).all()
+    assert (res.welfare >= res.start_welfare / 2 - cm.n_buyers * res.tol).all()
 
 
 def test_check_cwe_reports_violations():
@@ -509,12 +509,12 @@ def test_cwe_float64_tight_tolerance(rng):
 def test_cwe_bad_patience_and_chunk():
     with pytest.raises(ValueError, match="patience: must be a positive int"):
         jw.combinatorial_walrasian_equilibrium(shoes(), patience=0)
-    with pytest.raises(ValueError, match="chunk: must be a positive int"):
-        jw.combinatorial_walrasian_equilibrium(shoes(), chunk=0)
+    with pytest.raises(ValueError, match="rounds_per_call: must be a positive int"):
+        jw.combinatorial_walrasian_equilibrium(shoes(), rounds_per_call=0)
 
 
 def test_demo_prints_table():
-    from jaxwalras.combinatorial import demo_combinatorial
+    from jaxwalras.demo import demo_combinatorial
     lines = []
     demo_combinatorial(print_fn=lines.append)
     text = "\n".join(lines)

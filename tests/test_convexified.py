@@ -1,4 +1,4 @@
-"""Convexified equilibria (DESIGN §2): LP and device methods against independent oracles."""
+"""Convexified equilibria (Milgrom and Watt, 2022): LP and device methods against independent oracles."""
 from __future__ import annotations
 
 import jax
@@ -68,7 +68,7 @@ def check_vertex_and_demand_sets(eco, res, markup=0.0, reserve=0.0, tol=1e-7):
 
 
 # ---------------------------------------------------------------- Table 1
-@pytest.mark.parametrize("method", ["lp", "device"])
+@pytest.mark.parametrize("method", ["lp", "auto", "smoothed"])
 def test_table1_paper_numbers(method):
     eco = jw.examples.milgrom_watt_table1()
     r = jw.convexified_equilibrium(eco, method=method)
@@ -91,7 +91,7 @@ def test_table1_paper_numbers(method):
 def test_device_exact_matches_lp_oracle(N, F, Kb, Ks, L, seed, integer):
     eco = jw.examples.random_menu_economy(N, F, Kb, Ks, L, seed=seed, integer=integer)
     opt = oracle_lp(eco)
-    for method in ("device", "lp"):
+    for method in ("auto", "lp"):
         r = jw.convexified_equilibrium(eco, method=method)
         assert bool(r.converged)
         assert abs(float(r.primal_value) - opt) <= 1e-6 * max(1.0, abs(opt))
@@ -133,7 +133,7 @@ def test_markup_reserve_grid_broadcast():
 
 def test_infeasible_reserve_is_flagged():
     eco = jw.examples.milgrom_watt_table1(max_units=2)
-    for method in ("lp", "device"):
+    for method in ("lp", "auto", "smoothed"):
         r = jw.convexified_equilibrium(eco, reserve=100.0, method=method)
         assert not bool(r.converged) and np.isnan(r.prices).all()
 
@@ -174,7 +174,7 @@ def test_device_inexact_mode_and_no_recompilation():
     assert np.all(r.infeasibility <= 1e-4)                      # logit weights made feasible
     assert np.all(r.dual_value >= r.primal_value - 1e-4 * np.abs(r.dual_value))
     jw.convexified_equilibrium(eco)                             # exact: the default solver
-    fn = cv._jitted_solver(tuple(sorted({}.items())))
+    fn = cv._solve_batch
     n0 = fn._cache_size()
     eco2 = jw.examples.random_menu_economy(20, 3, 4, 4, 2, seed=12, batch_shape=(6,))
     jw.convexified_equilibrium(eco2)
@@ -228,10 +228,14 @@ def test_bad_inputs():
         jw.convexified_equilibrium(eco, stepz=3)
     with pytest.raises(ValueError, match="solver"):
         jw.convexified_equilibrium(eco, solver="sgd")
-    with pytest.raises(ValueError, match="tol"):
-        jw.convexified_equilibrium(eco, tol=-1)
-    with pytest.raises(ValueError, match="finish"):
-        jw.convexified_equilibrium(eco, finish="gpu")
+    with pytest.raises(ValueError, match="rtol"):
+        jw.convexified_equilibrium(eco, rtol=-1)
+    with pytest.raises(ValueError, match="backend"):
+        jw.convexified_equilibrium(eco, backend="gpu")
+    with pytest.raises(ValueError, match="method"):
+        jw.convexified_equilibrium(eco, method="simplex")
+    with pytest.raises(ValueError, match="backend"):
+        jw.convexified_equilibrium(eco, method="lp", backend="device")
     with pytest.raises(ValueError, match="prices"):
         jw.demand_gaps(eco, [0.5, 0.5])
     with pytest.raises(ValueError, match="tau"):
@@ -292,29 +296,29 @@ def test_pipelined_batch_matches_oracle():
 def test_exact_finish_from_poor_prices(start):
     """Column generation, the elastic supply of restricted LPs and the final full LP: the
     exact finish is certified from any starting prices."""
-    import jaxwalras.convexified as cv
+    from jaxwalras import exact_finish, menu_host
     eco = jw.examples.random_menu_economy(25, 4, 5, 5, 3, seed=4, batch_shape=(12,),
                                           integer=True)
-    batch, a, r = cv.broadcast_inputs(eco, 0.1, -0.2)
-    X, V, Y, C, bm, sm = cv._host_arrays(eco, batch)
+    batch, a, r = menu_host.broadcast_inputs(eco, 0.1, -0.2)
+    A = eco.host_arrays(batch)
     ref = jw.convexified_equilibrium(eco, markup=0.1, reserve=-0.2, method="lp")
     rng = np.random.default_rng(0)
     P0 = {"zero": np.zeros_like(ref.prices),
           "noisy": ref.prices * (1 + rng.uniform(-0.05, 0.05, ref.prices.shape)),
           "far": ref.prices * 5 + 1.0}[start]
-    ok, P, LAM, MU, _ = cv._exact_finish(P0, X, V, bm, Y, C, sm, a, r)
+    ok, P, LAM, MU, _ = exact_finish.host_exact_finish(P0, A, a, r)
     assert ok.all()
-    dual, primal, gap, rel, infeas = cv._certificate(P, LAM, MU, X, V, bm, Y, C, sm, a, r)
+    dual, primal, gap, rel, infeas = menu_host.certificate(P, LAM, MU, A, a, r)
     np.testing.assert_allclose(primal, ref.primal_value, rtol=1e-9, atol=1e-9)
     assert np.all(rel <= 1e-9) and np.all(infeas <= 1e-9)
 
 
 def test_exact_finish_linprog_fallback(monkeypatch):
-    """Without scipy's HiGHS bindings the restricted LPs go through linprog: same answer."""
-    import jaxwalras.convexified as cv
+    """Without highspy the restricted LPs go through scipy's linprog: same answer."""
+    from jaxwalras import highs
     eco = jw.examples.random_menu_economy(15, 3, 4, 4, 2, seed=9, batch_shape=(5,))
     r1 = jw.convexified_equilibrium(eco, reserve=-0.1)
-    monkeypatch.setattr(cv, "_HIGHS_DIRECT", False)
+    monkeypatch.setattr(highs, "USE_HIGHSPY", False)
     r2 = jw.convexified_equilibrium(eco, reserve=-0.1)
     assert r1.converged.all() and r2.converged.all()
     np.testing.assert_allclose(r2.primal_value, r1.primal_value, rtol=1e-10, atol=1e-12)
@@ -327,12 +331,12 @@ def test_exact_finish_linprog_fallback(monkeypatch):
     (60, 6, 8, 8, 5, 8, False, 0.05, 0.0),
 ])
 def test_device_finish_matches_lp_oracle(N, F, Kb, Ks, L, B, integer, markup, reserve):
-    """finish='device' (batched float64 dual simplex on the near-tied options, certified on
+    """backend='device' (batched float64 dual simplex on the near-tied options, certified on
     the device): the LP optimum of every economy (independent dense HiGHS oracle), a vertex
     with at most L mixing agents, and positive weights only in demand/supply sets."""
     eco = jw.examples.random_menu_economy(N, F, Kb, Ks, L, seed=N + L, batch_shape=(B,),
                                           integer=integer)
-    r = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, finish="device")
+    r = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, backend="device")
     assert r.converged.all() and np.all(r.rel_gap <= 1e-9)
     for b in range(0, B, max(1, B // 5)):
         opt = oracle_lp(eco[b], markup=markup, reserve=reserve)
@@ -341,7 +345,7 @@ def test_device_finish_matches_lp_oracle(N, F, Kb, Ks, L, B, integer, markup, re
             lambda a: a[b] if np.ndim(a) >= 1 and np.shape(a)[0] == B else a, r),
             markup=markup, reserve=reserve)
     # the host finish reaches the same optimal values
-    h = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, finish="host")
+    h = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, backend="host")
     np.testing.assert_allclose(r.primal_value, h.primal_value, rtol=1e-9, atol=1e-9)
 
 
@@ -349,20 +353,19 @@ def test_device_finish_certifies_on_device_and_flags_the_rest():
     """The device step itself: from good prices it certifies (nearly) every economy, and
     its certificate is the host's; from poor prices it may certify fewer, but never a wrong
     one -- every economy it marks ok is optimal (oracle), the others are left to the host."""
-    import jaxwalras.convexified as cv
+    from jaxwalras import exact_finish, menu_host
     eco = jw.examples.random_menu_economy(30, 4, 5, 5, 3, seed=5, batch_shape=(40,))
-    batch, a, r = cv.broadcast_inputs(eco, 0.05, -0.1)
-    X, V, Y, C, bm, sm = (np.ascontiguousarray(z) for z in cv._host_arrays(eco, batch))
+    batch, a, r = menu_host.broadcast_inputs(eco, 0.05, -0.1)
+    A = jw.MenuArrays(*(np.ascontiguousarray(z) for z in eco.host_arrays(batch)))
     ref = jw.convexified_equilibrium(eco, markup=0.05, reserve=-0.1, method="lp")
     rng = np.random.default_rng(1)
     starts = {"lp": ref.prices, "noisy": ref.prices * (1 + rng.uniform(-0.02, 0.02, (40, 3))),
               "zero": np.zeros((40, 3)), "far": 3 * ref.prices + 1.0}
     for name, P0 in starts.items():
-        ok, P, LAM, MU, dual, primal, infeas = cv._device_exact_finish(
-            P0, X, V, bm, Y, C, sm, a, r)
+        ok, P, LAM, MU, dual, primal, infeas = exact_finish.device_exact_finish(P0, A, a, r)
         if name == "lp":
             assert ok.all()
-        d2, p2, gap, rel, inf2 = cv._certificate(P, LAM, MU, X, V, bm, Y, C, sm, a, r)
+        d2, p2, gap, rel, inf2 = menu_host.certificate(P, LAM, MU, A, a, r)
         np.testing.assert_allclose(dual[ok], d2[ok], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(primal[ok], p2[ok], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(primal[ok], ref.primal_value[ok], rtol=1e-9, atol=1e-9)
@@ -371,23 +374,23 @@ def test_device_finish_certifies_on_device_and_flags_the_rest():
         assert np.all(mixing[ok] <= 3)
         # a tiny tableau budget: the same answers from padded pieces of 16 economies (40 =
         # 16 + 16 + 8 padded to 16)
-        small = cv._device_exact_finish(P0, X, V, bm, Y, C, sm, a, r, tableau_bytes=1)
+        small = exact_finish.device_exact_finish(P0, A, a, r, tableau_bytes=1)
         np.testing.assert_array_equal(small[0], ok)
         for u, v in zip(small[1:], (P, LAM, MU, dual, primal, infeas)):   # up to rounding
             np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
 
 
 def test_device_finish_infeasible_reserve_and_no_recompilation():
-    """Infeasible reserves are flagged (NaN prices) with finish='device' too, and a second
+    """Infeasible reserves are flagged (NaN prices) with backend='device' too, and a second
     same-shape call compiles nothing new."""
     eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=8, batch_shape=(4,))
     reserve = np.array([[0.0, 0.0], [1e3, 0.0], [0.1, 0.1], [0.0, 1e3]])
-    r = jw.convexified_equilibrium(eco, reserve=reserve, finish="device")
+    r = jw.convexified_equilibrium(eco, reserve=reserve, backend="device")
     np.testing.assert_array_equal(r.converged, [True, False, True, False])
     assert np.isnan(r.prices[[1, 3]]).all() and np.isfinite(r.prices[[0, 2]]).all()
     from jaxwalras.kernels import restricted_lp
     before = restricted_lp.restricted_vertex._cache_size()
-    r2 = jw.convexified_equilibrium(eco, reserve=reserve, finish="device")
+    r2 = jw.convexified_equilibrium(eco, reserve=reserve, backend="device")
     assert restricted_lp.restricted_vertex._cache_size() == before
     np.testing.assert_array_equal(r2.primal_value, r.primal_value)
 
@@ -395,9 +398,11 @@ def test_device_finish_infeasible_reserve_and_no_recompilation():
 def test_infeasible_reserve_in_a_multigood_batch():
     eco = jw.examples.random_menu_economy(10, 2, 3, 3, 2, seed=8, batch_shape=(4,))
     reserve = np.array([[0.0, 0.0], [1e3, 0.0], [0.1, 0.1], [0.0, 1e3]])
-    for method in ("device", "lp"):
+    for method in ("smoothed", "lp"):
         r = jw.convexified_equilibrium(eco, reserve=reserve, method=method)
         np.testing.assert_array_equal(r.converged, [True, False, True, False])
+        np.testing.assert_array_equal(r.status, [jw.Status.OK, jw.Status.INFEASIBLE,
+                                                 jw.Status.OK, jw.Status.INFEASIBLE])
         assert np.isnan(r.prices[[1, 3]]).all() and np.isfinite(r.prices[[0, 2]]).all()
         assert float(r.primal_value[2]) == pytest.approx(oracle_lp(eco[2], reserve=[0.1, 0.1]),
                                                          rel=1e-8)
@@ -450,7 +455,7 @@ def test_single_good_envelope_matches_highs_on_many_economies():
         markup = float(rng.choice([0.0, 0.1, 0.5]))
         reserve = float(rng.choice([0.0, -0.5, 0.5, 3.0]))
         ref = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, method="lp")
-        for method in ("device", "envelope"):        # L == 1: "device" routes here too
+        for method in ("auto", "envelope"):          # L == 1: "auto" routes here too
             r = jw.convexified_equilibrium(eco, markup=markup, reserve=reserve, method=method)
             assert bool(r.converged) == bool(ref.converged), trial
             if not ref.converged:                   # reserve above capacity
@@ -469,7 +474,7 @@ def test_single_good_envelope_matches_highs_on_many_economies():
             p = float(r.prices[0])
             g = float(r.dual_value)
             for q in (p * (1 - 1e-6), p * (1 + 1e-6) + 1e-12, p + 0.01, max(p - 0.01, 0.0)):
-                gq = jw.convexified.dual_objective(eco, [q], markup, reserve)
+                gq = jw.dual_objective(eco, [q], markup, reserve)
                 assert gq >= g - 1e-12 * max(1, abs(g))
             if p > 0:
                 dem = float((r.buyer_weights * eco.buyer_bundles[..., 0]).sum()) + reserve
@@ -533,7 +538,7 @@ def _brute_upper_hull(z, w):
 
 @pytest.mark.parametrize("max_passes", [64, 1])     # 1: the monotone-chain fallback too
 def test_upper_hulls_bruteforce(max_passes):
-    from jaxwalras.convexified import _upper_hulls
+    from jaxwalras.single_good import _upper_hulls
     rng = np.random.default_rng(0)
     A, K = 300, 9
     z = rng.integers(0, 6, (A, K)).astype(float)

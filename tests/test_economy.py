@@ -1,4 +1,4 @@
-"""MenuEconomy: validation, pytree behaviour, batching, constructors (DESIGN §2)."""
+"""MenuEconomy: validation, pytree behaviour, batching, constructors (Milgrom and Watt, 2022)."""
 from __future__ import annotations
 
 import jax

@@ -11,7 +11,7 @@ import pytest
 
 import jaxwalras as jw
 from jaxwalras.examples.milgrom_watt import TABLE1_QUANTITIES as Q, TABLE1_VALUES as VV
-from jaxwalras.kernels.mechanisms import single_good_min_markup
+from jaxwalras.kernels.single_good import single_good_min_markup
 
 from test_welfare import brute_force_optimum, tiny_economy
 
@@ -77,7 +77,7 @@ def test_table1_markup_outcome_matches_paper():
 
 def test_table1_generic_grid_path_agrees_with_exact():
     eco = jw.examples.milgrom_watt_table1()
-    mk = jw.markup_mechanism(eco, method="lp", exact_single_good=False)
+    mk = jw.markup_mechanism(eco, backend="host", method="grid")
     check_markup_outcome(eco, mk)
     exact = 4 / 3.18 - 1
     assert exact - 1e-12 <= float(mk.markup) <= exact * 1.01
@@ -86,7 +86,7 @@ def test_table1_generic_grid_path_agrees_with_exact():
 
 def test_table1_rationing():
     eco = jw.examples.milgrom_watt_table1()
-    ra = jw.rationing_mechanism(eco, method="lp")
+    ra = jw.rationing_mechanism(eco, backend="host")
     assert bool(ra.converged)
     assert float(ra.prices[0]) == pytest.approx(0.5)
     assert int(ra.seller_choice[0]) == 3
@@ -174,7 +174,7 @@ def _kernel_inputs(seed, B=3, N=9):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_device_kernel_matches_numpy_scan_and_brute_force(seed):
-    from jaxwalras.mechanisms import _single_good_scan_numpy
+    from jaxwalras.single_good import table1_scan_numpy as _single_good_scan_numpy
     v, q, c, u, K = _kernel_inputs(seed)
     with jax.enable_x64(True):
         out = [np.asarray(o) for o in single_good_min_markup(v, q, c, u, K)]
@@ -204,7 +204,7 @@ def tiny_batch():
 
 @pytest.fixture(scope="module")
 def tiny_markup(tiny_batch):
-    return jw.markup_mechanism(tiny_batch[1], method="lp")
+    return jw.markup_mechanism(tiny_batch[1], backend="host")
 
 
 def test_random_markup_outcomes_satisfy_definition(tiny_batch, tiny_markup):
@@ -224,14 +224,14 @@ def test_random_markup_outcomes_satisfy_definition(tiny_batch, tiny_markup):
 def test_markup_batch_equals_per_item(tiny_batch, tiny_markup):
     ecos, _ = tiny_batch
     for i in (0, 3, 5):
-        mi = jw.markup_mechanism(ecos[i], method="lp")
+        mi = jw.markup_mechanism(ecos[i], backend="host")
         assert float(mi.markup) == pytest.approx(tiny_markup.markup[i], abs=1e-12)
         np.testing.assert_array_equal(mi.buyer_choice, tiny_markup.buyer_choice[i])
 
 
 def test_fixed_cost_economies_definitions():
     eco = jw.examples.fixed_cost_economy(11, n_buyers=8, n_sellers=2, n_goods=2, batch_shape=(6,))
-    mk = jw.markup_mechanism(eco, method="lp")
+    mk = jw.markup_mechanism(eco, backend="host")
     assert mk.converged.all()
     for i in range(6):
         check_markup_outcome(eco[i], jax.tree_util.tree_map(lambda z: z[i], mk))
@@ -248,7 +248,7 @@ def test_convex_economy_markup_is_zero():
     Y = np.concatenate([np.zeros((3, F, 1, 1)), np.ones((3, F, 1, 1))], 2)
     eco = jw.MenuEconomy(X, np.concatenate([np.zeros((3, N, 1)), v], -1),
                          Y, np.concatenate([np.zeros((3, F, 1)), c], -1))
-    mk = jw.markup_mechanism(eco, method="lp")
+    mk = jw.markup_mechanism(eco, backend="host")
     assert np.all(mk.markup == 0) and mk.certified_minimal.all() and mk.converged.all()
     for i in range(3):
         check_markup_outcome(eco[i], jax.tree_util.tree_map(lambda z: z[i], mk))
@@ -264,7 +264,7 @@ def test_rationing_random_single_good(rng):
     qs = np.broadcast_to(np.arange(2.0, 2 * K + 1, 2), (B, F, K))
     cs = rng.uniform(0.5, 2.0, (B, F, 1)) + qs * rng.uniform(0.3, 0.8, (B, F, 1))
     eco = jw.MenuEconomy.single_good(qb, vb, qs, cs)
-    ra = jw.rationing_mechanism(eco, method="lp")
+    ra = jw.rationing_mechanism(eco, backend="host")
     assert ra.converged.all()
     for i in range(B):
         e = eco[i]
@@ -286,25 +286,29 @@ def test_mechanism_input_errors():
     with pytest.raises(ValueError, match="reserve"):
         jw.markup_mechanism(eco, reserve="lots")
     with pytest.raises(ValueError, match="reserve"):
-        jw.markup_mechanism(eco, reserve=-1.0, exact_single_good=False)
+        jw.markup_mechanism(eco, reserve=-1.0, method="grid")
     with pytest.raises(ValueError, match="reserve"):
-        jw.markup_mechanism(eco, reserve=[1.0, 2.0], exact_single_good=False)
+        jw.markup_mechanism(eco, reserve=[1.0, 2.0], method="grid")
+    with pytest.raises(ValueError, match="backend"):
+        jw.markup_mechanism(eco, backend="gpu")
     with pytest.raises(ValueError, match="method"):
-        jw.markup_mechanism(eco, method="gpu")
+        jw.markup_mechanism(eco, method="bisection")
+    with pytest.raises(ValueError, match="method: 'scan'"):
+        jw.markup_mechanism(jw.examples.random_menu_economy(), method="scan")
     with pytest.raises(ValueError, match="n_grid"):
         jw.markup_mechanism(eco, n_grid=1)
     with pytest.raises(ValueError, match="max_markup"):
         jw.markup_mechanism(eco, max_markup=-1.0)
     with pytest.raises(TypeError, match="MenuEconomy"):
         jw.markup_mechanism({"buyers": []})
-    with pytest.raises(ValueError, match="method"):
-        jw.rationing_mechanism(eco, method="x")
+    with pytest.raises(ValueError, match="backend"):
+        jw.rationing_mechanism(eco, backend="x")
     with pytest.raises(ValueError, match="n_buyers"):
         jw.examples.large_single_good_market(0, 0)
 
 
 def test_json_roundtrip_and_cli(tmp_path):
-    from jaxwalras.economy_json import run_markup_cli
+    from jaxwalras.cli import run_markup_cli
     eco = jw.examples.fixed_cost_economy(2, n_buyers=5, n_sellers=2)
     path = tmp_path / "e.json"
     jw.save_economy(eco, path)
@@ -333,7 +337,7 @@ def test_shipped_table1_json():
 
 
 def test_demo_prints_table1_outcomes():
-    from jaxwalras.mechanisms import demo_mechanisms
+    from jaxwalras.demo import demo_mechanisms
     lines = []
     demo_mechanisms(print_fn=lines.append)
     text = "\n".join(lines)
@@ -344,18 +348,18 @@ def test_demo_prints_table1_outcomes():
 def test_rationing_reserve_modes_and_batch_shape():
     eco = jw.MenuEconomy.stack([jw.examples.milgrom_watt_table1()] * 2)
     for reserve in ("none", "worst_case", [[0.5], [0.0]]):
-        ra = jw.rationing_mechanism(eco, reserve=reserve, method="lp")
+        ra = jw.rationing_mechanism(eco, reserve=reserve, backend="host")
         assert ra.prices.shape == (2, 1) and ra.buyer_allocation.shape == (2, 10, 1)
         assert ra.converged.all()
         assert np.all(ra.excess_supply >= -1e-9)
     with pytest.raises(ValueError, match="reserve"):
-        jw.rationing_mechanism(eco, reserve=[1.0, 2.0, 3.0], method="lp")
+        jw.rationing_mechanism(eco, reserve=[1.0, 2.0, 3.0], backend="host")
 
 
 def test_device_method_outcomes_satisfy_definition():
     eco = jw.examples.fixed_cost_economy(21, n_buyers=6, n_sellers=2, n_goods=2, batch_shape=(4,))
-    mk = jw.markup_mechanism(eco, method="device")
-    ml = jw.markup_mechanism(eco, method="lp")
+    mk = jw.markup_mechanism(eco, backend="device")
+    ml = jw.markup_mechanism(eco, backend="host")
     assert mk.converged.all()
     for i in range(4):
         check_markup_outcome(eco[i], jax.tree_util.tree_map(lambda z: z[i], mk))
@@ -393,19 +397,19 @@ def test_two_batch_axes_keep_their_shape():
     mk = jw.markup_mechanism(eco)
     assert mk.markup.shape == (2, 2) and mk.buyer_choice.shape == (2, 2, 10)
     assert mk.prices.shape == (2, 2, 1) and np.allclose(mk.markup, 4 / 3.18 - 1)
-    mg = jw.markup_mechanism(eco[:1], method="lp", exact_single_good=False)
+    mg = jw.markup_mechanism(eco[:1], backend="host", method="grid")
     assert mg.markup.shape == (1, 2) and mg.converged.all()
 
 
 def test_accelerator_and_cpu_paths_agree():
     # on a GPU markup_mechanism runs the jitted kernel; on CPU the numpy twin: same outcome
-    from jaxwalras import mechanisms as M
+    from jaxwalras import single_good
     eco = jw.examples.large_single_good_market(jax.random.PRNGKey(9), 2000, batch_shape=(3,))
-    arrs = M._arrays(eco)
-    struct = M._single_good_structure(*arrs)
+    arrs = eco.host_arrays()
+    struct = single_good.table1_structure(arrs)
     assert struct is not None
-    a = M._single_good_markup(*arrs, struct, backend="gpu")
-    b = M._single_good_markup(*arrs, struct, backend="cpu")
+    a = single_good.table1_markup(arrs, struct, backend="gpu")
+    b = single_good.table1_markup(arrs, struct, backend="cpu")
     np.testing.assert_allclose(a[0], b[0], rtol=1e-9, atol=1e-12)   # cumsum order differs
     for x, y in zip(a[1:], b[1:]):
         np.testing.assert_array_equal(x, y)
@@ -449,7 +453,7 @@ def _simplex_cases():
 
 @pytest.mark.parametrize("case", range(3))
 def test_device_simplex_is_the_lp_optimum(case):
-    from jaxwalras.kernels.mechanisms import convexified_lp_simplex
+    from jaxwalras.kernels.simplex import convexified_lp_simplex
     eco = _simplex_cases()[case]
     X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
                   ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
@@ -483,7 +487,7 @@ def test_device_simplex_is_the_lp_optimum(case):
 
 def test_max_budget_prices_matches_highs():
     from scipy.optimize import linprog
-    from jaxwalras.kernels.mechanisms import max_budget_prices
+    from jaxwalras.kernels.simplex import max_budget_prices
     rng = np.random.default_rng(3)
     eco = jw.examples.fixed_cost_economy(8, n_buyers=6, n_sellers=3, n_goods=2, batch_shape=(12,))
     X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
@@ -525,23 +529,22 @@ def test_max_budget_prices_matches_highs():
 
 
 def test_repricing_only_adds_valid_outcomes():
-    from jaxwalras import mechanisms as M
+    from jaxwalras import markup as M
     eco = jw.examples.fixed_cost_economy(0, n_buyers=8, n_sellers=3, n_goods=2, batch_shape=(16,))
-    X, V, Y, C, bm, sm = M._arrays(eco.to_numpy())
-    D = M._prepare(X, V, Y, C, bm, sm)
+    D = M._prepare(eco.host_arrays())
     grid = np.array([0.02, 0.05, 0.1, 0.15, 0.3])
     idx, a = np.tile(np.arange(16), grid.size), np.repeat(grid, 16)
     R = np.zeros((16, 2))
     plain = M._evaluate(D, idx, a, R, "device", 4096, {}, reprice=False)
     full = M._evaluate(D, idx, a, R, "device", 4096, {})
-    assert np.all(full["ok"] >= plain["ok"])            # re-pricing never loses an outcome
-    gained = np.nonzero(full["ok"] & ~plain["ok"])[0]
+    assert np.all(full.ok >= plain.ok)                  # re-pricing never loses an outcome
+    gained = np.nonzero(full.ok & ~plain.ok)[0]
     assert gained.size > 0                               # ... and finds new ones here
     for i in gained:
         out = jw.MarkupResult(*(None,) * len(jw.MarkupResult._fields))._replace(
-            markup=a[i], prices=full["p"][i], buyer_prices=(1 + a[i]) * full["p"][i],
-            buyer_choice=full["cb"][i], seller_choice=full["cs"][i],
-            excess_supply=full["exc"][i])
+            markup=a[i], prices=full.p[i], buyer_prices=(1 + a[i]) * full.p[i],
+            buyer_choice=full.cb[i], seller_choice=full.cs[i],
+            excess_supply=full.exc[i])
         check_markup_outcome(eco[idx[i]], out)
 
 
@@ -549,8 +552,8 @@ def test_device_and_highs_markups_agree_exactly():
     # same search, rounding and re-pricing; the answers do not depend on which optimal
     # dual prices the LP solver returns
     eco = jw.examples.fixed_cost_economy(31, n_buyers=8, n_sellers=3, n_goods=2, batch_shape=(12,))
-    md = jw.markup_mechanism(eco, method="device")
-    ml = jw.markup_mechanism(eco, method="lp")
+    md = jw.markup_mechanism(eco, backend="device")
+    ml = jw.markup_mechanism(eco, backend="host")
     assert md.converged.all() and ml.converged.all()
     np.testing.assert_allclose(md.markup, ml.markup, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(md.certified_minimal, ml.certified_minimal)
@@ -561,36 +564,35 @@ def test_device_and_highs_markups_agree_exactly():
 def test_device_path_reports_infeasible_lp():
     # reserve above every seller's capacity: the convexified LP has no feasible point
     eco = jw.examples.fixed_cost_economy(4, n_buyers=4, n_sellers=2, n_goods=2, batch_shape=(3,))
-    for method in ("device", "lp"):
-        mk = jw.markup_mechanism(eco, reserve=1e3, method=method)
-        assert np.all(mk.status == 2) and not mk.converged.any()
+    for backend in ("device", "host"):
+        mk = jw.markup_mechanism(eco, reserve=1e3, backend=backend)
+        assert np.all(mk.status == jw.Status.INFEASIBLE) and not mk.converged.any()
 
 
 def test_markup_search_does_not_recompile():
     # every device call is padded to one of M._CHUNKS sizes: at most that many compiled
     # shapes per kernel and economy shape, whatever the data, grid or refinement
-    from jaxwalras import mechanisms as M
+    from jaxwalras import markup as M
     ecos = [jw.examples.fixed_cost_economy(s, n_buyers=5, n_sellers=2, n_goods=2,
                                            batch_shape=(b,)) for s, b in
             ((40, 8), (41, 3), (42, 20), (43, 1), (44, 8))]
     for e in ecos:
         jw.markup_mechanism(e)
-    fns = list(M._SIMPLEX_FNS.values()) + list(M._POLISH_FNS.values())
+    fns = [M._simplex_batch, M._polish_batch]
     sizes = [f._cache_size() for f in fns]
     for e in ecos:
         jw.markup_mechanism(e)
     assert [f._cache_size() for f in fns] == sizes
-    assert len(M._SIMPLEX_FNS) + len(M._POLISH_FNS) == len(fns)
 
 
 def test_uncertified_device_lps_fall_back_to_highs(monkeypatch):
     # cap the device simplex at 2 pivots: nothing is certified, HiGHS solves every LP,
     # and the mechanism's answer is the HiGHS path's
-    from jaxwalras import mechanisms as M
-    orig = M._simplex_fn
-    monkeypatch.setattr(M, "_simplex_fn", lambda max_iter: orig(2))
+    from jaxwalras import markup as M
+    orig = M._simplex_batch
+    monkeypatch.setattr(M, "_simplex_batch", lambda *a, max_iter: orig(*a, max_iter=2))
     eco = jw.examples.fixed_cost_economy(17, n_buyers=5, n_sellers=2, n_goods=2, batch_shape=(3,))
-    md = jw.markup_mechanism(eco, method="device")
-    ml = jw.markup_mechanism(eco, method="lp")
+    md = jw.markup_mechanism(eco, backend="device")
+    ml = jw.markup_mechanism(eco, backend="host")
     np.testing.assert_array_equal(md.markup, ml.markup)
     np.testing.assert_array_equal(md.converged, ml.converged)

@@ -1,6 +1,6 @@
-"""Multi-unit matching markets (seed 001): buyer-optimal Walrasian prices.
+"""Multi-unit matching markets (Eickhoff et al., 2024): buyer-optimal Walrasian prices.
 
-Oracles used here are independent of the implementation: the HiGHS LP of DESIGN §1 (a),
+Oracles used here are independent of the implementation: the HiGHS LP of the Lyapunov function (docs/multiunit.md),
 VCG payments via the Hungarian algorithm (b), brute-force enumeration of bundles, a
 per-buyer LP for indirect utilities, and the plain numpy/networkx unit-step auction.
 """
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment, linprog
 
 import jaxwalras as jw
-from jaxwalras import auction as _auction
+from jaxwalras import auction_rounds as _rounds
 from jaxwalras.flows import reference_unit_step_auction
 from jaxwalras.kernels import greedy
 
@@ -32,7 +32,7 @@ def random_market(rng, B, n, m, vmax, dmax, smax, smin=0, dmin=0):
 
 
 def lp_prices(V, d, s):
-    """DESIGN §1 (a), written independently of jaxwalras.lp: min Lyapunov, then min sum p."""
+    """The Lyapunov LP, written independently of jaxwalras.lp: min Lyapunov, then min sum p."""
     V = np.asarray(V, float)
     n, m = V.shape
     nv = m + n + n * m
@@ -71,7 +71,7 @@ def assert_walrasian_independent(V, d, s, p, x):
     assert x.sum() == min(s.sum(), d.sum())
 
 
-# ------------------------------------------------------------------- DESIGN §1 cases --
+# ------------------------------------------------------- worked examples (docs) --
 
 @pytest.mark.parametrize("V,d,s,expected", [
     ([[3, 4], [2, 1]], [1, 3], [1, 1], [0, 1]),      # arcs must have capacity s_j, not inf
@@ -107,7 +107,7 @@ def test_random_markets_match_lp(n, m, vmax, dmax, smax):
     rng = np.random.default_rng(n * 1000 + m)
     mkt = random_market(rng, 12, n, m, vmax, dmax, smax)
     res = jw.buyer_optimal_equilibrium(mkt)
-    V, d, s = mkt.numpy()
+    V, d, s = mkt.host_arrays()
     assert res.converged.all()
     for b in range(12):
         assert res.prices[b].tolist() == lp_prices(V[b], d[b], s[b]).tolist()
@@ -158,7 +158,7 @@ def test_reference_unit_step_auction_agrees():
     rng = np.random.default_rng(3)
     mkt = random_market(rng, 8, 5, 4, 12, 3, 3)
     res = jw.buyer_optimal_equilibrium(mkt)
-    V, d, s = mkt.numpy()
+    V, d, s = mkt.host_arrays()
     for b in range(8):
         assert reference_unit_step_auction(V[b], d[b], s[b]).tolist() == res.prices[b].tolist()
 
@@ -182,12 +182,12 @@ def test_steps_flows_backends_and_batching_agree():
             assert jw.check_walrasian(mkt, r.prices, r.allocation) == []
             if step == "unit" and not jumps:
                 np.testing.assert_array_equal(r.iterations, ref.iterations)
-    nx_res = jw.buyer_optimal_equilibrium(mkt, backend="networkx")
+    nx_res = jw.buyer_optimal_equilibrium(mkt, backend="host", flow_solver="networkx")
     np.testing.assert_array_equal(nx_res.prices, ref.prices)
     assert jw.check_walrasian(mkt, nx_res.prices, nx_res.allocation) == []
     for b in range(10):   # per-market calls
         np.testing.assert_array_equal(jw.buyer_optimal_equilibrium(mkt[b]).prices, ref.prices[b])
-    # unit steps from zero make exactly max_j p*_j raises (seed 001, Theorem 8)
+    # unit steps from zero make exactly max_j p*_j raises (Murota, Shioura and Yang, 2016)
     np.testing.assert_array_equal(ref.iterations, ref.prices.max(-1))
     # long steps never take more raises than unit steps
     assert (jw.buyer_optimal_equilibrium(mkt).iterations <= ref.iterations).all()
@@ -213,7 +213,7 @@ def test_stack_markets_padding_changes_nothing():
     singles = [jw.MultiUnitMarket(rng.integers(0, 20, (n, m)), rng.integers(0, 4, n),
                                   rng.integers(0, 4, m))
                for n, m in [(3, 2), (5, 4), (1, 1), (4, 3)]]
-    batch = jw.stack_markets(singles)
+    batch = jw.MultiUnitMarket.stack(singles)
     assert batch.batch_shape == (4,) and batch.n_buyers == 5 and batch.n_objects == 4
     res = jw.buyer_optimal_equilibrium(batch)
     for k, mk in enumerate(singles):
@@ -275,7 +275,7 @@ def test_reoptimize_rejects_wrong_direction():
 def test_start_above_pstar_is_flagged():
     mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4
     res = jw.buyer_optimal_equilibrium(mkt, start=[20])
-    assert res.status == 2 and not res.converged
+    assert res.status == jw.Status.START_ABOVE_OPTIMUM and not res.converged
 
 
 # --------------------------------------------------------------- kernel vs brute force --
@@ -449,7 +449,7 @@ def test_no_recompilation_for_same_shapes():
     a = random_market(rng, 16, 6, 4, 50, 3, 3)
     b = random_market(rng, 16, 6, 4, 50, 3, 3)
     jw.buyer_optimal_equilibrium(a)
-    fns = (_auction._advance, _auction._bundles)
+    fns = (_rounds.advance, _rounds._bundles)
     sizes = [f._cache_size() for f in fns]
     jw.buyer_optimal_equilibrium(b)
     jw.buyer_optimal_equilibrium(a)
@@ -459,7 +459,7 @@ def test_no_recompilation_for_same_shapes():
 def test_round_limit_status():
     mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4 after 4 unit raises
     # host flows: a round is one max flow (+ raise); the 5th flow certifies p* = 4
-    host = dict(step="unit", backend="scipy")
+    host = dict(step="unit", backend="host")
     assert jw.buyer_optimal_equilibrium(mkt, max_rounds=4, **host).status == 1
     done = jw.buyer_optimal_equilibrium(mkt, max_rounds=5, **host)
     assert done.status == 0 and done.prices.tolist() == [4]

@@ -69,7 +69,7 @@ def test_table1_optimum_matches_subset_enumeration():
         if units <= 6:
             best = max(best, np.dot(S, Q * VV) - 0.5 * units)
     opt = jw.efficient_allocation(jw.examples.milgrom_watt_table1())
-    assert bool(opt.optimal)
+    assert bool(opt.converged) and int(opt.status) == jw.Status.OK
     assert float(opt.welfare) == pytest.approx(best, abs=1e-9)
     assert float(opt.welfare) == pytest.approx(0.7221, abs=1e-9)
 

@@ -3,6 +3,6 @@
 Each area keeps its examples in its own module; this package re-exports them.
 """
 from __future__ import annotations
-from .milgrom_watt import milgrom_watt_table1, milgrom_watt_random, random_menu_economy  # seed 000
-from .combinatorial import shirts, shoes  # seed 002
-from .large_markets import large_single_good_market, fixed_cost_economy  # seed 000 (issue 4)
+from .milgrom_watt import milgrom_watt_table1, milgrom_watt_random, random_menu_economy
+from .combinatorial import shirts, shoes
+from .large_markets import large_single_good_market, fixed_cost_economy

@@ -1,9 +1,9 @@
-"""Combinatorial-market examples (seed 002): Lucier's shoes and shirts."""
+"""Combinatorial-market examples: Lucier's shoes and Feldman, Gravin and Lucier's shirts."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..combinatorial import SetFunctionMarket
+from ..setfunction import SetFunctionMarket
 
 __all__ = ["shoes", "shirts"]
 

@@ -1,4 +1,4 @@
-"""Workload generators for the markup / rationing mechanisms (seed 000; DESIGN §2).
+"""Workload generators for the markup and rationing mechanisms (Milgrom and Watt, 2022).
 
 * :func:`large_single_good_market` -- the large version of Milgrom & Watt's Table 1:
   ``v_n, q_n ~ U[0, 1]`` (per-unit value, exact quantity), one seller producing integers at
@@ -55,8 +55,8 @@ def large_single_good_market(key: Any, n_buyers: int, *, marginal_cost: float = 
     unit, with ``K = floor(max sum q) + 1`` (more than anyone can demand, so the capacity
     never binds).  The theory (Milgrom & Watt) predicts a least markup ``O(1/N)``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import jax, jaxwalras as jw
     >>> eco = jw.examples.large_single_good_market(jax.random.PRNGKey(0), 1000)
     >>> eco.n_buyers, eco.n_sellers, eco.n_goods

@@ -1,4 +1,5 @@
-"""Milgrom & Watt example economies (seed 000; DESIGN §2)."""
+"""Example economies of Milgrom and Watt, "Linear pricing mechanisms for markets without
+convexity" (EC 2022): the paper's one-good example (Table 1) and random menu economies."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,0 +1,213 @@
+"""Exact finishes of the convexified LP: from approximate prices to a certified vertex.
+
+Given approximate prices ``P0`` (the float32 smoothed-dual solution of the device solver),
+each economy's LP is restricted to its *candidate* options, those whose shortfall from
+the agent's best at the current prices is below ``eps``; agents left with one candidate
+are constants, so the restricted LP only holds the few near-indifferent agents.  Its
+vertex solution is certified against the FULL menus: the duality gap ``g(p) - primal``
+(:func:`jaxwalras.menu_host.certificate`) must vanish up to round-off, so a certified
+answer is an optimal vertex of the full LP whatever the candidates were.  Economies that
+fail get the options near-best at the new prices added (column generation).
+
+* :func:`host_exact_finish` -- the restricted LPs by HiGHS, many economies per
+  block-diagonal call (:func:`jaxwalras.highs.solve_menu_lp_blocks`);
+* :func:`device_exact_finish` -- the restricted LPs of a whole batch by the float64 dense
+  dual simplex on the device (:mod:`jaxwalras.kernels.restricted_lp`), certified there;
+  what it does not certify goes to the host finish.
+
+The vertex property (at most ``L`` mixing agents, every positive weight on a best option)
+is what Shapley--Folkman rounding needs (Milgrom and Watt, 2022; Starr, 1969).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._batching import padded_size
+from .economy import MenuArrays
+from .highs import solve_menu_lp, solve_menu_lp_blocks
+from .menu_host import certificate, surpluses
+
+__all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS",
+           "DEVICE_FINISH_TABLEAU_BYTES"]
+
+#: largest sub-economy the device finish solves densely (ambiguous agents of one kind)
+DEVICE_FINISH_MAX_AGENTS = 64
+#: device memory for the dense simplex tableaux of one call of the device finish
+DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
+
+
+def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
+                      rounds: int = 6, rel_eps: float = 1e-3, cert_tol: float = 1e-10,
+                      block: int = 48):
+    """Exact prices and vertex weights from approximate prices ``P0`` (host, float64).
+
+    Parameters
+    ----------
+    P0 : ndarray, shape (B, L)
+        Approximate prices (non-finite entries are treated as 0).
+    A : MenuArrays
+        Flat batch of ``B`` economies.
+    a, r : ndarray
+        Markups ``(B,)`` and reserves ``(B, L)``.
+    rounds : int
+        Column-generation rounds before the full LP is solved.
+    rel_eps : float
+        First candidate threshold, relative to each economy's value scale (doubled every
+        round).
+    cert_tol : float
+        Certificate tolerance: ``gap <= cert_tol * value scale * N``.
+    block : int
+        Economies per block-diagonal HiGHS call.
+
+    Returns
+    -------
+    ok, P, LAM, MU, iterations
+        ``ok`` (B,) is False where the LP is infeasible or HiGHS failed.
+
+    Notes
+    -----
+    Each round solves the restricted LPs of up to ``block`` economies as one block-diagonal
+    LP with an elastic (costly) extra supply per good, so that one block never fails the
+    whole: an economy whose candidates cannot clear the market uses it, and gets its
+    buyers' empty options as candidates in the next round.  After ``rounds`` rounds the
+    full LP of every economy still open is solved.
+    """
+    X, V, bm, Y, C, sm = A
+    B, L = P0.shape
+    P0 = np.where(np.isfinite(P0), np.maximum(P0, 0.0), 0.0).astype(np.float64)
+    P = P0.copy()
+    LAM = np.zeros(V.shape)
+    MU = np.zeros(C.shape)
+    ok = np.zeros(B, bool)
+    it = np.zeros(B, np.int64)
+    vscale = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
+    vscale = np.where(vscale > 0, vscale, 1.0)
+    # elastic supply cost: far above any price the economy can have
+    qscale = np.maximum(X.max((1, 2)), Y.max((1, 2)))
+    qmin = np.where(qscale > 0, qscale, 1.0)
+    elastic = 10.0 * np.maximum(P0.max(-1, keepdims=True),
+                                vscale[:, None] / (1.0 + a[:, None]) / qmin) + 1.0
+    eps = rel_eps * vscale
+    cand_b = np.zeros(bm.shape, bool)
+    cand_s = np.zeros(sm.shape, bool)
+    todo = np.arange(B)
+    for rnd in range(rounds + 1):
+        if todo.size == 0:
+            break
+        u, w = surpluses(P[todo], A.take(todo), a[todo])
+        e = eps[todo][:, None, None]
+        cand_b[todo] |= bm[todo] & (u.max(-1, keepdims=True) - u <= e * (1 + a[todo])[:, None, None])
+        cand_s[todo] |= sm[todo] & (w.max(-1, keepdims=True) - w <= e)
+        if rnd > 0:   # restricted options could not clear the market: buyers may drop out
+            short = todo[~ok[todo]]
+            cand_b[short, :, 0] = True
+        final = rnd == rounds
+        if final:  # give up restricting: full LP
+            cand_b[todo], cand_s[todo] = bm[todo], sm[todo]
+
+        def solve(t):
+            sub = MenuArrays(X[t], V[t], cand_b[t], Y[t], C[t], cand_s[t])
+            okb, Pb, Lb, Mb, itb = solve_menu_lp_blocks(sub, a[t], r[t],
+                                                        None if final else elastic[t])
+            if okb.any() or not final:
+                ok[t], P[t], LAM[t], MU[t] = okb, Pb, Lb, Mb
+                it[t] += itb
+            elif len(t) == 1:
+                b = t[0]
+                ok[b], P[b], LAM[b], MU[b], nit = solve_menu_lp(sub.take(0), float(a[b]), r[b])
+                it[b] += nit
+            else:  # the joint LP failed (some block infeasible): split it in halves
+                solve(t[:len(t) // 2])
+                solve(t[len(t) // 2:])
+
+        nblk = -(-todo.size // block)
+        for t in np.array_split(todo, nblk):
+            solve(t)
+        cert = certificate(P[todo], LAM[todo], MU[todo], A.take(todo), a[todo], r[todo])
+        good = ok[todo] & (cert.gap <= cert_tol * vscale[todo] * max(1, V.shape[-2]))
+        # no usable duals from a failed LP: next candidates from the device prices
+        bad = todo[~ok[todo]]
+        P[bad] = P0[bad]
+        todo = todo[~good]
+        eps = eps * 2.0
+    return ok, P, LAM, MU, it
+
+
+def device_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
+                        rounds: int = 2, rel_eps: float = 2e-3, cert_tol: float = 1e-10,
+                        tableau_bytes: int = DEVICE_FINISH_TABLEAU_BYTES):
+    """Exact finish on the device (float64 under a scoped ``jax.enable_x64``).
+
+    Every economy's LP restricted to its near-tied options at ``P0`` is solved by the
+    batched dense dual simplex of :mod:`jaxwalras.kernels.restricted_lp` and certified
+    there against the full menus.  Economies not certified get another round (at most
+    ``rounds`` in all) with the options near-best at the restricted optimum's prices added
+    and ``eps`` doubled (the column generation of :func:`host_exact_finish`); later rounds
+    only carry the economies still open, padded to a power of 4 (few compiled shapes).
+    Economies go to the simplex in pieces whose dense tableaux take at most about
+    ``tableau_bytes``.
+
+    Returns
+    -------
+    ok, P, LAM, MU, dual, primal, infeas
+        numpy arrays; economies with ``ok`` False (a restricted LP too large for the static
+        sizes, infeasible, or not certified) need the host finish.
+    """
+    import jax
+    import jax.numpy as jnp
+    from .kernels.restricted_lp import candidate_counts, restricted_vertex
+    X, V, bm, Y, C, sm = A
+    B, N, Kb = V.shape
+    F, Ks = C.shape[1:]
+    L = X.shape[-1]
+    ok = np.zeros(B, bool)
+    P = np.zeros((B, L))
+    LAM = np.zeros(V.shape)
+    MU = np.zeros(C.shape)
+    dual, primal, infeas = np.zeros(B), np.zeros(B), np.zeros(B)
+    P0 = np.asarray(P0, np.float64)
+    P1 = P0.copy()
+    todo = np.arange(B)
+    cap = DEVICE_FINISH_MAX_AGENTS
+    with jax.enable_x64(True):       # scoped: the global flag is untouched
+        for rnd in range(rounds):
+            if todo.size == 0:
+                break
+            eps = rel_eps * 2.0 ** rnd
+            whole = rnd == 0                      # round 0: the whole batch, no gather copy
+            size = B if whole else padded_size(todo.size, base=4, floor=16)  # few shapes
+            idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
+            sub = (lambda z: z) if whole else (lambda z: z[idx])
+            args = tuple(jnp.asarray(sub(z)) for z in (X, V, bm, Y, C, sm, a))
+            p0, p1, R = jnp.asarray(sub(P0)), jnp.asarray(sub(P1)), jnp.asarray(sub(r))
+            nb, ns, kc = (np.asarray(z) for z in candidate_counts(p0, p1, *args, eps))
+            NA = padded_size(nb.max(initial=0), cap=min(N, cap))
+            FA = padded_size(ns.max(initial=0), cap=min(F, cap))
+            KC = padded_size(kc.max(initial=1), cap=max(Kb, Ks))
+            # economies per simplex call: dense tableau (NA+FA+L) x ((NA+FA) KC + L + 1)
+            # in float64, about three live copies
+            per = 3 * 8 * (NA + FA + L) * ((NA + FA) * KC + L + 1)
+            piece = size if size * per <= tableau_bytes else \
+                min(size, max(16, 1 << int(max(1, tableau_bytes // per)).bit_length() - 1))
+            opened = []
+            for lo in range(0, todo.size, piece):
+                rows = np.arange(lo, min(lo + piece, todo.size))    # positions in ``todo``
+                if piece == size:
+                    ins = args + (R,)
+                    q0, q1 = p0, p1
+                else:   # pad to the piece size: one compiled shape per round
+                    pad = jnp.asarray(np.concatenate([rows, np.full(piece - rows.size, rows[0])]))
+                    ins = tuple(z[pad] for z in args + (R,))
+                    q0, q1 = p0[pad], p1[pad]
+                out = restricted_vertex(q0, q1, *ins[:-1], ins[-1], NA=NA, FA=FA, KC=KC,
+                                        rel_eps=eps, cert_tol=cert_tol)
+                out = jax.tree_util.tree_map(lambda z: np.asarray(z)[:rows.size], out)
+                t = todo[rows]
+                ok[t], P[t], LAM[t], MU[t] = (out.ok, out.prices, out.buyer_weights,
+                                              out.seller_weights)
+                dual[t], primal[t], infeas[t] = out.dual, out.primal, out.infeasibility
+                # next round: also the options near-best at the restricted optimum's prices
+                P1[t] = np.where(np.isfinite(out.prices), out.prices, P0[t])
+                opened.append(t[~out.ok])
+            todo = np.concatenate(opened)
+    return ok, P, LAM, MU, dual, primal, infeas

@@ -1,0 +1,270 @@
+"""HiGHS adapters: the exact LPs and MILPs of the library, on public APIs only.
+
+LPs go to HiGHS (Huangfu and Hall, 2018) through the public ``highspy`` package when it is
+installed (it skips ``scipy.optimize.linprog``'s per-call Python overhead), otherwise
+through ``scipy.optimize.linprog(method="highs-ds")``; both run HiGHS' dual simplex, so
+every answer is a basic (vertex) solution.  MILPs go through ``scipy.optimize.milp``.
+HiGHS prints nothing: the library's output belongs to the user.
+
+The convexified LP of a menu economy (Milgrom and Watt, 2022) with markup ``alpha`` and
+reserve ``R``, restricted to the options where the masks of ``A`` are True::
+
+    max  sum lam[n,k] V[n,k] / (1+alpha) - sum mu[f,k] C[f,k]
+    s.t. sum_k lam[n,k] = 1, sum_k mu[f,k] = 1, sum X lam + R <= sum Y mu,  lam, mu >= 0
+
+Agents with a single allowed option are constants (no variable, no row).  The duals of
+the goods rows are the seller prices.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import LinearConstraint, linprog, milp
+
+from .economy import MenuArrays
+
+__all__ = ["dual_simplex", "solve_menu_lp", "solve_menu_lp_blocks", "solve_menu_lps",
+           "menu_lp_feasible", "solve_milp", "HAVE_HIGHSPY"]
+
+try:
+    import highspy as _highspy
+    HAVE_HIGHSPY = all(hasattr(_highspy, n) for n in (
+        "Highs", "HighsLp", "MatrixFormat", "HighsModelStatus", "HighsStatus"))
+except Exception:  # pragma: no cover - highspy missing: scipy's linprog runs HiGHS
+    _highspy, HAVE_HIGHSPY = None, False
+
+#: set to False to force the ``scipy.optimize.linprog`` path (tests do)
+USE_HIGHSPY = True
+_BANNER_DONE = False
+
+
+def _new_highs() -> Any:
+    """A silent ``highspy.Highs`` (the first one of a process prints a licence banner
+    from C++ on standard output: that one is created with the output redirected)."""
+    global _BANNER_DONE
+    if _BANNER_DONE:
+        h = _highspy.Highs()
+    else:
+        try:
+            sys.stdout.flush()
+            fd = os.dup(1)
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                try:
+                    h = _highspy.Highs()
+                finally:
+                    os.dup2(fd, 1)
+                    os.close(fd)
+        except OSError:  # pragma: no cover - no file descriptor 1
+            h = _highspy.Highs()
+        _BANNER_DONE = True
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("log_to_console", False)
+    return h
+
+
+def dual_simplex(c: np.ndarray, A: sp.csc_matrix, m_ub: int, b_ub: np.ndarray,
+                 b_eq: np.ndarray) -> tuple[bool, np.ndarray | None, np.ndarray | None, int]:
+    """``min c.x  s.t.  A[:m_ub] x <= b_ub,  A[m_ub:] x = b_eq,  x >= 0`` by HiGHS' dual
+    simplex (``A`` in CSC format).
+
+    Returns ``(ok, x, duals of the first m_ub rows (<= 0), simplex iterations)``;
+    ``x`` and the duals are ``None`` when HiGHS reports anything but optimality.
+    """
+    if not (HAVE_HIGHSPY and USE_HIGHSPY):
+        A = sp.csr_matrix(A)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = linprog(c, A_ub=A[:m_ub], b_ub=b_ub, A_eq=A[m_ub:], b_eq=b_eq,
+                          bounds=(0, None), method="highs-ds")
+        if res.status != 0:
+            return False, None, None, int(getattr(res, "nit", 0) or 0)
+        return True, res.x, np.asarray(res.ineqlin.marginals, np.float64), int(res.nit)
+    h = _highspy
+    inf = h.kHighsInf
+    A = sp.csc_matrix(A)
+    lp = h.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = A.shape[1], A.shape[0]
+    lp.a_matrix_.format_ = h.MatrixFormat.kColwise
+    lp.col_cost_ = np.asarray(c, np.float64)
+    lp.col_lower_ = np.zeros(A.shape[1])
+    lp.col_upper_ = np.full(A.shape[1], inf)
+    lp.row_lower_ = np.concatenate([np.full(m_ub, -inf), np.asarray(b_eq, np.float64)])
+    lp.row_upper_ = np.concatenate([np.asarray(b_ub, np.float64), np.asarray(b_eq, np.float64)])
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    highs = _new_highs()
+    highs.setOptionValue("solver", "simplex")
+    highs.setOptionValue("simplex_strategy", 1)      # dual simplex: a basic (vertex) optimum
+    if highs.passModel(lp) == h.HighsStatus.kError or highs.run() == h.HighsStatus.kError:
+        return False, None, None, 0
+    nit = int(highs.getInfo().simplex_iteration_count)
+    if highs.getModelStatus() != h.HighsModelStatus.kOptimal:
+        return False, None, None, nit
+    sol = highs.getSolution()
+    return True, np.asarray(sol.col_value), np.asarray(sol.row_dual)[:m_ub], nit
+
+
+def solve_menu_lp(A: MenuArrays, a: float, r: np.ndarray
+                  ) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The convexified LP of ONE economy restricted to the options where ``A.bm`` /
+    ``A.sm`` are True (see the module docstring).
+
+    Returns ``(ok, p (L,), lam (N, Kb), mu (F, Ks), simplex iterations)``; the weights are a
+    basic (vertex) solution; ``p`` is NaN when ``ok`` is False.
+    """
+    X, V, bm, Y, C, sm = A
+    N, Kb, L = X.shape
+    nb_opt = bm.sum(-1)
+    ns_opt = sm.sum(-1)
+    lam = np.where(bm & (nb_opt[:, None] == 1), 1.0, 0.0)
+    mu = np.where(sm & (ns_opt[:, None] == 1), 1.0, 0.0)
+    const_use = (np.einsum("nk,nkl->l", lam, X) + r - np.einsum("fk,fkl->l", mu, Y))
+    bi, bk = np.nonzero(bm & (nb_opt[:, None] > 1))
+    si, sk = np.nonzero(sm & (ns_opt[:, None] > 1))
+    nbv, nsv = len(bi), len(si)
+    if nbv + nsv == 0:
+        ok = bool(np.all(const_use <= 1e-12))
+        return ok, np.zeros(L), lam, mu, 0
+    c = np.concatenate([-V[bi, bk] / (1.0 + a), C[si, sk]])
+    A_ub = np.concatenate([X[bi, bk].T, -Y[si, sk].T], axis=1)
+    # one simplex row per agent that has a choice
+    bu, brow = np.unique(bi, return_inverse=True)
+    su, srow = np.unique(si, return_inverse=True)
+    rows = np.concatenate([brow, len(bu) + srow])
+    A_eq = sp.csr_matrix((np.ones(nbv + nsv), (rows, np.arange(nbv + nsv))),
+                         shape=(len(bu) + len(su), nbv + nsv))
+    ok, x, duals, nit = dual_simplex(c, sp.vstack([sp.csr_matrix(A_ub), A_eq]).tocsc(), L,
+                                     -const_use, np.ones(len(bu) + len(su)))
+    if not ok:
+        return False, np.full(L, np.nan), lam, mu, nit
+    xsol = np.clip(x, 0.0, 1.0)
+    lam[bi, bk] = xsol[:nbv]
+    mu[si, sk] = xsol[nbv:]
+    return True, np.maximum(-duals, 0.0), lam, mu, nit
+
+
+def solve_menu_lp_blocks(A: MenuArrays, a: np.ndarray, r: np.ndarray,
+                         elastic: np.ndarray | None = None):
+    """Many restricted convexified LPs at once: ONE block-diagonal HiGHS dual-simplex call.
+
+    ``A`` is a flat batch ``(B, ...)`` whose masks select each economy's allowed options.
+    The blocks are independent, so an optimum of the whole is optimal per block, a basis
+    of the whole is a basis per block (each block keeps its vertex property), and the
+    duals of block ``b``'s goods rows are economy ``b``'s prices.  Set-up is vectorised
+    over the batch.  Returns ``(ok (B,), P (B, L), LAM, MU, iterations (B,))``; ``ok`` is
+    all False if the joint LP fails (e.g. one block infeasible): the caller then splits
+    the blocks.
+
+    ``elastic`` (B, L): if given, every goods row gets an extra supply column at that unit
+    cost, so that no block is infeasible; ``ok[b]`` is then False where block ``b`` uses it
+    (its allowed options cannot clear the market, or its prices would exceed the cost:
+    either way it needs more options).  A solution that does not use it is a basic
+    optimum of the restricted LP itself.
+    """
+    X, V, bm, Y, C, sm = A
+    B, N, Kb, L = X.shape
+    F, Ks = C.shape[1:]
+    nb_opt = bm.sum(-1)
+    ns_opt = sm.sum(-1)
+    LAM = np.where(bm & (nb_opt[..., None] == 1), 1.0, 0.0)
+    MU = np.where(sm & (ns_opt[..., None] == 1), 1.0, 0.0)
+    const_use = (np.einsum("bnk,bnkl->bl", LAM, X) + r - np.einsum("bfk,bfkl->bl", MU, Y))
+    bb, bn, bk = np.nonzero(bm & (nb_opt[..., None] > 1))
+    sb, sf, sk = np.nonzero(sm & (ns_opt[..., None] > 1))
+    nbv, nsv = len(bb), len(sb)
+    nvar = nbv + nsv
+    if nvar == 0:
+        ok = np.all(const_use <= 1e-12, -1)
+        return ok, np.zeros((B, L)), LAM, MU, np.zeros(B, np.int64)
+    c = np.concatenate([-V[bb, bn, bk] / (1.0 + a[bb]), C[sb, sf, sk]])
+    # goods rows: b*L + l
+    cols = np.arange(nvar)
+    vb = np.concatenate([bb, sb])
+    coef = np.concatenate([X[bb, bn, bk], -Y[sb, sf, sk]])          # (nvar, L)
+    rows_ub = (vb[:, None] * L + np.arange(L)[None, :]).ravel()
+    cols_ub = np.repeat(cols, L)
+    data_ub = coef.ravel()
+    nz = data_ub != 0
+    rows_ub, cols_ub, data_ub = rows_ub[nz], cols_ub[nz], data_ub[nz]
+    ncol = nvar
+    if elastic is not None:
+        c = np.concatenate([c, np.asarray(elastic, np.float64).ravel()])
+        rows_ub = np.concatenate([rows_ub, np.arange(B * L)])
+        cols_ub = np.concatenate([cols_ub, nvar + np.arange(B * L)])
+        data_ub = np.concatenate([data_ub, -np.ones(B * L)])
+        ncol = nvar + B * L
+    # simplex rows (after the B*L goods rows): one per agent with a choice
+    agent = np.concatenate([bb * N + bn, B * N + sb * F + sf])
+    uniq, arow = np.unique(agent, return_inverse=True)
+    Am = sp.csc_matrix((np.concatenate([data_ub, np.ones(nvar)]),
+                        (np.concatenate([rows_ub, B * L + arow]), np.concatenate([cols_ub, cols]))),
+                       shape=(B * L + len(uniq), ncol))
+    good, x, duals, nit = dual_simplex(c, Am, B * L, -const_use.ravel(), np.ones(len(uniq)))
+    if not good:
+        return np.zeros(B, bool), np.full((B, L), np.nan), LAM, MU, np.zeros(B, np.int64)
+    xs = np.clip(x, 0.0, 1.0)
+    LAM[bb, bn, bk] = xs[:nbv]
+    MU[sb, sf, sk] = xs[nbv:nvar]
+    P = np.maximum(-duals.reshape(B, L), 0.0)
+    ok = np.ones(B, bool)
+    if elastic is not None:
+        used = x[nvar:].reshape(B, L)
+        ok = (used <= 1e-11 * (1.0 + np.abs(const_use))).all(-1)
+    return ok, P, LAM, MU, np.full(B, nit // max(B, 1), np.int64)
+
+
+def solve_menu_lps(A: MenuArrays, a: np.ndarray, r: np.ndarray):
+    """The full convexified LP of every economy of a flat batch, one HiGHS call each
+    (the baseline a user would write).  Returns ``(ok, P, LAM, MU, iterations)``."""
+    B = A.n_markets
+    L = A.X.shape[-1]
+    P = np.zeros((B, L))
+    LAM = np.zeros(A.V.shape)
+    MU = np.zeros(A.C.shape)
+    ok = np.zeros(B, bool)
+    it = np.zeros(B, np.int64)
+    for b in range(B):
+        ok[b], P[b], LAM[b], MU[b], it[b] = solve_menu_lp(A.take(b), float(a[b]), r[b])
+    return ok, P, LAM, MU, it
+
+
+def menu_lp_feasible(A: MenuArrays, r: np.ndarray) -> bool:
+    """Whether the convexified LP of ONE economy (with reserve ``r``) has a feasible point.
+
+    Buyers consume nothing at their empty option, so the LP is feasible iff the sellers'
+    mixed plans can cover the reserve: ``exists mu`` on the sellers' simplices with
+    ``sum Y mu >= r`` (a small LP).  Used to tell an infeasible economy from a solver
+    failure.
+    """
+    _, _, _, Y, C, sm = A
+    F, Ks, L = Y.shape
+    fi, ki = np.nonzero(sm)
+    if fi.size == 0:
+        return bool(np.all(np.asarray(r) <= 0))
+    A_eq = sp.csr_matrix((np.ones(fi.size), (fi, np.arange(fi.size))), shape=(F, fi.size))
+    A_ub = sp.csr_matrix(-Y[fi, ki].T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = linprog(np.zeros(fi.size), A_ub=A_ub, b_ub=-np.asarray(r, np.float64),
+                      A_eq=A_eq, b_eq=np.ones(F), bounds=(0, None), method="highs")
+    return bool(res.status == 0)
+
+
+def solve_milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, integrality: np.ndarray,
+               *, time_limit: float = 60.0, mip_rel_gap: float = 0.0) -> Any:
+    """``min c.x  s.t.  lb <= A x <= ub,  0 <= x <= 1`` with ``integrality`` (HiGHS branch
+    and cut through ``scipy.optimize.milp``), silently.  Returns scipy's result object."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return milp(c, integrality=integrality, bounds=(0, 1),
+                    constraints=LinearConstraint(A, lb, ub),
+                    options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap),
+                             "disp": False})
