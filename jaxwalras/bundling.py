@@ -54,7 +54,7 @@ class CWEResult(NamedTuple):
     tol : ndarray, shape (...)
         The tolerance the equilibrium holds to (the requested one unless loosened).
     converged : ndarray of bool, shape (...)
-        The dynamics finished and ``max_regret <= `` the REQUESTED tolerance.
+        The dynamics finished and ``max_regret`` is within the REQUESTED tolerance.
     iterations : ndarray of int, shape (...)
         Purchases made.
     status : ndarray of int, shape (...)

@@ -47,6 +47,8 @@ class SetFunctionMarket:
         ``values[..., i, S]`` is buyer ``i``'s value for the set with bitmask ``S`` (bit ``j``
         of ``S`` set iff item ``j`` is in the set).  Any leading axes are batch axes.
 
+    Notes
+    -----
     Validated on construction: finite, ``v_i(empty) = 0``, non-negative and monotone
     (``v_i(S) <= v_i(S + j)``; free disposal).  Stored on the host as float64 (exact steps
     use it; device kernels cast to JAX's default float dtype).  Constructors:
