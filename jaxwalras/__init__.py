@@ -49,6 +49,12 @@ from .combinatorial import (DemandResult, ItemPriceAuctionResult, ItemPriceWelfa
 from .bundling import CWEResult, check_cwe, combinatorial_walrasian_equilibrium
 from . import cats, examples  # noqa: E402  (workload generators: jw.cats.regions(...), ...)
 
+# --- file formats ----------------------------------------------------------------------
+from .formats import (CatsMarket, FormatError, load_multiunit_market, load_result,
+                      load_setfunction_market, read_cats, result_from_json, result_to_dict,
+                      result_to_json, save_multiunit_market, save_result,
+                      save_setfunction_market, write_cats)
+
 __all__ = [
     "__version__", "STATUS", "Status", "status_message",
     # multi-unit
@@ -68,4 +74,8 @@ __all__ = [
     "ascending_auction", "best_item_price_welfare", "bundle_demand", "is_gross_substitutes",
     "item_demand", "optimal_allocation", "walrasian_equilibrium", "CWEResult", "check_cwe",
     "combinatorial_walrasian_equilibrium", "cats", "examples",
+    # file formats
+    "FormatError", "CatsMarket", "read_cats", "write_cats", "load_multiunit_market",
+    "save_multiunit_market", "load_setfunction_market", "save_setfunction_market",
+    "result_to_dict", "result_to_json", "result_from_json", "save_result", "load_result",
 ]
