@@ -307,8 +307,8 @@ def test_mechanism_input_errors():
         jw.examples.large_single_good_market(0, 0)
 
 
-def test_json_roundtrip_and_cli(tmp_path):
-    from jaxwalras.cli import run_markup_cli
+def test_json_roundtrip_and_cli(tmp_path, capsys):
+    from jaxwalras.cli import main
     eco = jw.examples.fixed_cost_economy(2, n_buyers=5, n_sellers=2)
     path = tmp_path / "e.json"
     jw.save_economy(eco, path)
@@ -316,17 +316,15 @@ def test_json_roundtrip_and_cli(tmp_path):
     for f in ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"):
         np.testing.assert_allclose(getattr(back, f)[np.asarray(back.buyer_mask if "buyer" in f else back.seller_mask)],
                                    getattr(eco, f)[np.asarray(eco.buyer_mask if "buyer" in f else eco.seller_mask)])
-    lines = []
-    assert run_markup_cli(str(path), print_fn=lines.append) == 0
-    assert any("markup alpha" in s for s in lines)
+    assert main(["markup", str(path)]) == 0
+    assert "markup alpha" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"buyers": [{"options": [{"bundle": [-1], "value": 1}]}],
                                "sellers": []}))
-    lines = []
-    assert run_markup_cli(str(bad), print_fn=lines.append) == 2
-    assert "non-negative" in lines[0]
+    assert main(["markup", str(bad)]) == 2
+    assert "non-negative" in capsys.readouterr().err
     (tmp_path / "x.json").write_text("{not json")
-    assert run_markup_cli(str(tmp_path / "x.json"), print_fn=lines.append) == 2
+    assert main(["markup", str(tmp_path / "x.json")]) == 2
 
 
 def test_shipped_table1_json():
