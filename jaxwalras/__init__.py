@@ -55,6 +55,14 @@ from .formats import (CatsMarket, FormatError, load_multiunit_market, load_resul
                       result_to_json, save_multiunit_market, save_result,
                       save_setfunction_market, write_cats)
 
+# Host-side functions say so under jax.jit / vmap / grad (one clear error naming the
+# jittable alternative; see jaxwalras/_host.py for the table).
+from ._host import HOST_FUNCTIONS as _HOST_FUNCTIONS, host_function as _host_function  # noqa: E402
+
+for _name in _HOST_FUNCTIONS:
+    globals()[_name] = _host_function(globals()[_name])
+del _name
+
 __all__ = [
     "__version__", "STATUS", "Status", "status_message",
     # multi-unit

@@ -210,3 +210,36 @@ def test_format_and_algorithm_modules_do_not_import_demos_or_cli():
         assert not deps & {"jaxwalras.cli", "jaxwalras.demo"}, mod
     assert not {d for d in graph["jaxwalras.economy_json"]
                 if d not in ("jaxwalras.economy",)}, graph["jaxwalras.economy_json"]
+
+
+# ------------------------------------------------------------------ jit / vmap / grad
+def test_host_functions_say_so_under_tracing():
+    from jaxwalras._host import HOST_FUNCTIONS
+    import jax.numpy as jnp
+    for name in HOST_FUNCTIONS:
+        fn = getattr(jw, name)
+        for transform in (jax.jit, jax.vmap, jax.grad):
+            with pytest.raises(TypeError, match=f"jaxwalras.{name} runs exact host steps"):
+                transform(lambda x: jnp.sum(jnp.asarray(fn(x))))(jnp.ones(2))
+    eco = jw.examples.milgrom_watt_table1()
+    with pytest.raises(TypeError, match="smoothed_equilibrium"):
+        jax.jit(lambda v: jw.convexified_equilibrium(eco.replace(buyer_values=v)).prices)(
+            jnp.asarray(eco.buyer_values))
+
+
+def test_every_public_function_is_classified():
+    """Each public function is either a host function (with a clear error under tracing),
+    jittable, or a file / vocabulary helper that takes no arrays."""
+    import inspect
+    from jaxwalras._host import HOST_FUNCTIONS, JITTABLE
+    helpers = {"status_message", "stack_markets", "load_economy", "save_economy",
+               "read_cats", "write_cats", "load_multiunit_market", "save_multiunit_market",
+               "load_setfunction_market", "save_setfunction_market", "result_to_dict",
+               "result_to_json", "result_from_json", "save_result", "load_result"}
+    for name in jw.__all__:
+        obj = getattr(jw, name)
+        if inspect.isfunction(obj):
+            assert (name in HOST_FUNCTIONS) + (name in JITTABLE) + (name in helpers) == 1, name
+            if name in HOST_FUNCTIONS:
+                assert getattr(obj, "__jaxwalras_host__", False), name
+    assert "jittable" not in set(HOST_FUNCTIONS) & set(JITTABLE)
