@@ -1,24 +1,36 @@
-"""The README's API tour must run: execute every ```python block in order, in one namespace."""
+"""The README's snippets run and print exactly what they show.
+
+Every ```pycon block is a doctest run in a fresh namespace (each block is self-contained);
+```python blocks (if any) must run without error."""
 from __future__ import annotations
 
+import doctest
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+TEXT = README.read_text()
+PYCON = re.findall(r"```pycon\n(.*?)```", TEXT, flags=re.S)
+PYTHON = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
 
 
-def test_readme_snippets_run():
-    text = README.read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python snippets"
-    ns: dict = {}
-    for k, block in enumerate(blocks):
-        try:
-            exec(compile(block, f"README.md[python block {k}]", "exec"), ns)
-        except Exception as exc:  # pragma: no cover - the message is the point
-            raise AssertionError(f"README python block {k} failed: {exc!r}\n{block}") from exc
+@pytest.mark.parametrize("k", range(len(PYCON)))
+def test_readme_pycon_block_prints_what_it_shows(k):
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(PYCON[k], {}, f"README.md[pycon block {k}]", str(README), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0, f"README pycon block {k}: {runner.failures} example(s) " \
+                                 "printed something else (see the captured output above)"
 
 
-def test_readme_names_the_two_commands():
-    text = README.read_text()
-    assert "make demo" in text and "make test" in text
+@pytest.mark.parametrize("k", range(len(PYTHON)))
+def test_readme_python_block_runs(k):
+    exec(compile(PYTHON[k], f"README.md[python block {k}]", "exec"), {})
+
+
+def test_readme_has_snippets_and_names_the_two_commands():
+    assert PYCON, "README has no pycon snippets"
+    assert "make demo" in TEXT and "make test" in TEXT
