@@ -11,11 +11,13 @@ from hypothesis import HealthCheck, settings
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # CI runs the same examples every time ("default", derandomized), so a run's verdict does not
-# depend on the draw; HYPOTHESIS_PROFILE=explore draws fresh examples (and more of them).
+# depend on the draw; HYPOTHESIS_PROFILE=explore draws fresh random examples, ten times as
+# many (tests scale their own budgets with tests/_hyp.examples), for a nightly-style run.
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                      HealthCheck.data_too_large])
 settings.register_profile("default", max_examples=40, derandomize=True, **_common)
-settings.register_profile("explore", max_examples=200, **_common)
+settings.register_profile("explore", max_examples=400, derandomize=False, print_blob=True,
+                          **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

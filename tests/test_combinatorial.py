@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+
+from _hyp import examples
 from scipy.optimize import LinearConstraint, linprog, milp
 
 import jaxwalras as jw
@@ -439,7 +441,7 @@ def test_cwe_batch_matches_single(rng):
         np.testing.assert_allclose(one.prices, res.prices[k], rtol=1e-6)
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(seed=st.integers(0, 2 ** 31 - 1), kind=st.sampled_from(["xor", "xos", "monotone"]))
 def test_cwe_property_random_starts(seed, kind):
     """Any start allocation: the result is a CWE (brute force) keeping half its welfare."""

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+
+from _hyp import examples
 from scipy.optimize import linprog
 
 import jaxwalras as jw
@@ -85,7 +87,7 @@ def test_table1_paper_numbers(method):
 
 
 # ---------------------------------------------------------------- random economies
-@settings(max_examples=12)
+@settings(max_examples=examples(12))
 @given(N=st.integers(1, 25), F=st.integers(1, 4), Kb=st.integers(1, 5), Ks=st.integers(1, 5),
        L=st.integers(1, 3), seed=st.integers(0, 10**6), integer=st.booleans())
 def test_device_exact_matches_lp_oracle(N, F, Kb, Ks, L, seed, integer):

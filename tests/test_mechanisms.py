@@ -367,8 +367,10 @@ def test_device_method_outcomes_satisfy_definition():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
+from _hyp import examples
 
-@settings(max_examples=20)
+
+@settings(max_examples=examples(20))
 @given(v=st.lists(st.integers(1, 100), min_size=1, max_size=7),
        qs=st.lists(st.integers(1, 20), min_size=7, max_size=7),
        extra=st.integers(1, 3), cost=st.sampled_from([0.25, 0.5, 0.7]))

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
+
+from _hyp import examples
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment, linprog
 
@@ -116,7 +118,7 @@ def test_random_markets_match_lp(n, m, vmax, dmax, smax):
     np.testing.assert_array_equal(jw.lp_min_walrasian_prices(mkt), res.prices)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.data())
 def test_property_prices_equal_lp(data):
     n = data.draw(st.integers(0, 5))
@@ -225,7 +227,7 @@ def test_stack_markets_padding_changes_nothing():
 
 # ---------------------------------------------------------------------- monotonicity --
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(seed=st.integers(0, 10**6), which=st.sampled_from(["demand", "supply"]))
 @example(seed=901, which="demand")   # warm start took more (long-step) raises than cold here
 def test_monotonicity_and_warm_start(seed, which):
@@ -286,7 +288,7 @@ def _all_bundles(d, s):
             yield np.array(x)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(seed=st.integers(0, 10**6))
 def test_preferred_bundle_structure_brute_force(seed):
     """Every preferred bundle takes s_j on F, r units on M (case A) / up to d - s(F)
@@ -320,7 +322,7 @@ def _min_units_brute(v, d, s, p, j):
     return min(int(x[j]) for x, u in zip(bundles, utils) if u == utils.max())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(seed=st.integers(0, 10**6))
 def test_singleton_jumps_brute_force_and_below_pstar(seed):
     """own_price_demand equals brute-force forced units; each jump lands exactly where

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from _hyp import examples
+
 import jaxwalras as jw
 from jaxwalras.examples.milgrom_watt import TABLE1_QUANTITIES as Q, TABLE1_VALUES as VV
 
@@ -115,7 +117,7 @@ def test_efficient_allocation_errors():
 
 
 # ---------------------------------------------------------------- welfare bound
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(seed=st.integers(0, 10_000), data=st.data())
 def test_bound_holds_and_matches_loop(seed, data):
     e = tiny_economy(seed)
