@@ -49,6 +49,14 @@ from .combinatorial import (DemandResult, ItemPriceAuctionResult, ItemPriceWelfa
 from .bundling import CWEResult, check_cwe, combinatorial_walrasian_equilibrium
 from . import cats, examples  # noqa: E402  (workload generators: jw.cats.regions(...), ...)
 
+
+def __getattr__(name: str):
+    """``jw.experiments`` is imported on first use (keeps ``import jaxwalras`` fast)."""
+    if name == "experiments":
+        import importlib
+        return importlib.import_module(".experiments", __name__)
+    raise AttributeError(f"module 'jaxwalras' has no attribute {name!r}")
+
 __all__ = [
     "__version__", "STATUS", "Status", "status_message",
     # multi-unit
@@ -67,5 +75,5 @@ __all__ = [
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",
     "ascending_auction", "best_item_price_welfare", "bundle_demand", "is_gross_substitutes",
     "item_demand", "optimal_allocation", "walrasian_equilibrium", "CWEResult", "check_cwe",
-    "combinatorial_walrasian_equilibrium", "cats", "examples",
+    "combinatorial_walrasian_equilibrium", "cats", "examples", "experiments",
 ]

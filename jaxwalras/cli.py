@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                           "(format: see jaxwalras.economy_json)")
     p_mk.add_argument("path")
     sub.add_parser("version", help="print the version")
+    from .experiments import cli as experiment_cli
+    experiment_cli.add_parser(sub)
     args = ap.parse_args(argv)
+    if args.cmd == "experiment":
+        return experiment_cli.run(args)
     if args.cmd == "demo":
         return run_demo(args.section)
     if args.cmd == "markup":
