@@ -58,15 +58,19 @@ def check_fits(fits: Any) -> None:
             raise ValueError(f"fits[{k}].band: expected [low, high], got {band!r}")
 
 
-def select_rows(rows: Sequence[Mapping[str, Any]], where: Mapping[str, Any] | None
-                ) -> list[Mapping[str, Any]]:
-    """The rows matching ``where`` (column -> value, or list of allowed values)."""
+def select_rows(rows: Sequence[Mapping[str, Any]], where: Mapping[str, Any] | None,
+                fixed: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
+    """The rows matching ``where`` (column -> value, or list of allowed values; the value
+    ``"$fixed"`` means the study's base value of that parameter, i.e. the rows of a
+    one-at-a-time sweep that sit at the base point in that parameter)."""
     if not where:
         return list(rows)
     out = []
     for r in rows:
         ok = True
         for key, want in where.items():
+            if want == "$fixed":
+                want = (fixed or {}).get(key)
             allowed = want if isinstance(want, (list, tuple)) else [want]
             if r.get(key) not in allowed:
                 ok = False
@@ -109,8 +113,8 @@ def _loglog(x: np.ndarray, y: np.ndarray) -> dict:
     return out
 
 
-def fit_rates(rows: Sequence[Mapping[str, Any]], fits: Sequence[Mapping[str, Any]]
-              ) -> list[dict]:
+def fit_rates(rows: Sequence[Mapping[str, Any]], fits: Sequence[Mapping[str, Any]],
+              fixed: Mapping[str, Any] | None = None) -> list[dict]:
     """Log-log least-squares rates ``y ~ x^slope``, one entry per fit and group.
 
     Parameters
@@ -119,7 +123,8 @@ def fit_rates(rows: Sequence[Mapping[str, Any]], fits: Sequence[Mapping[str, Any
         Results rows.
     fits : list of dict
         ``{"x": col, "y": col, "by": col(s), "where": {col: value(s)}, "expected": rate,
-        "band": [lo, hi], "label": text}``.  Rows with ``x <= 0`` or ``y <= 0`` (e.g. a
+        "band": [lo, hi], "label": text}`` (``where`` as in :func:`select_rows`).  Rows
+        with ``x <= 0`` or ``y <= 0`` (e.g. a
         markup of exactly 0) cannot enter a log-log fit; they are counted in ``excluded``.
 
     Returns
@@ -138,7 +143,7 @@ def fit_rates(rows: Sequence[Mapping[str, Any]], fits: Sequence[Mapping[str, Any
     """
     out = []
     for spec in fits:
-        sel = select_rows(rows, spec.get("where"))
+        sel = select_rows(rows, spec.get("where"), fixed)
         for group, grows in _groups(sel, spec.get("by")).items():
             x = np.array([_num(r.get(spec["x"])) for r in grows])
             y = np.array([_num(r.get(spec["y"])) for r in grows])
@@ -168,7 +173,8 @@ def _series(rows: Sequence[Mapping[str, Any]], x: str, y: str, geometric: bool =
 
 
 def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], path: str,
-                fits: Sequence[Mapping[str, Any]] = (), title: str | None = None) -> str:
+                fits: Sequence[Mapping[str, Any]] = (), title: str | None = None,
+                fixed: Mapping[str, Any] | None = None) -> str:
     """Draw the panels of ``figure`` from ``rows`` into the PNG ``path``; returns ``path``.
 
     Each panel ``{"x", "y", "by", "where", "logx", "logy", "hline", "title", "ylabel"}``
@@ -187,7 +193,7 @@ def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], pa
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
-        sel = select_rows(rows, panel.get("where"))
+        sel = select_rows(rows, panel.get("where"), fixed)
         x, y = panel["x"], panel["y"]
         for k, (group, grows) in enumerate(_groups(sel, panel.get("by")).items()):
             xs, mean, lo, hi = _series(grows, x, y, geometric=bool(panel.get("logy")))

@@ -26,8 +26,10 @@ EXAMPLES = """examples:
   jaxwalras experiment --spec my_study.toml --out runs/mine
   jaxwalras experiment auction-rounds --out runs/auction --grid max_value=10,100,1000
   # two processes (run both; process 0 hosts the coordinator):
-  jaxwalras experiment markup-scaling --out runs/m --num-processes 2 --process-id 0 --coordinator 10.0.0.1:7777
-  jaxwalras experiment markup-scaling --out runs/m --num-processes 2 --process-id 1 --coordinator 10.0.0.1:7777
+  jaxwalras experiment markup-scaling --out runs/m --num-processes 2 --process-id 0 \\
+      --coordinator 10.0.0.1:7777
+  jaxwalras experiment markup-scaling --out runs/m --num-processes 2 --process-id 1 \\
+      --coordinator 10.0.0.1:7777
 """
 
 

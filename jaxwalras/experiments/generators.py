@@ -190,8 +190,9 @@ def stack_markets(markets: list[Any]) -> Any:
     from ..setfunction import SetFunctionMarket
     for cls in (MultiUnitMarket, MenuEconomy, SetFunctionMarket):
         if all(isinstance(mk, cls) for mk in markets):
-            if any(mk.batch_shape for mk in markets):
+            shapes = [mk.batch_shape for mk in markets if mk.batch_shape]
+            if shapes:
                 raise ValueError("generator: must return ONE market (batch shape ()), got "
-                                 f"batch shape {next(mk.batch_shape for mk in markets if mk.batch_shape)}")
+                                 f"batch shape {shapes[0]}")
             return cls.stack(markets)
     return None

@@ -323,7 +323,8 @@ def _summary_status(rows: Sequence[Mapping[str, Any]], expected: int) -> tuple[b
 # ---------------------------------------------------------------------------- the run
 def run_study(study: Any, out: Any, *, sizes: Sequence[int] | None = None,
               seeds: Any = None, grid: Mapping[str, Any] | None = None,
-              fixed: Mapping[str, Any] | None = None, batch_size: int | None = None, resume: bool = False, force: bool = False,
+              fixed: Mapping[str, Any] | None = None, batch_size: int | None = None,
+              resume: bool = False, force: bool = False,
               progress: bool = True, stream: TextIO | None = None,
               num_processes: int | None = None, process_id: int | None = None,
               coordinator: str | None = None, coordinator_timeout: float = 60.0,
@@ -531,7 +532,7 @@ def _run(rs: ResolvedStudy, out: str, cluster: Cluster, state: dict, *, force: b
             export_csv(batches, os.path.join(out, BATCHES))
         expected = len(rs.points) * len(rs.seeds)
         from .analysis import draw_figure, fit_rates
-        fits = fit_rates(rows, rs.study.fits)
+        fits = fit_rates(rows, rs.study.fits, rs.study.fixed)
         atomic_write_bytes(os.path.join(out, FITS), json.dumps(
             {"study": rs.study.name, "rows": len(rows), "fits": fits}, indent=2,
             allow_nan=True).encode("utf-8"))
@@ -539,7 +540,8 @@ def _run(rs: ResolvedStudy, out: str, cluster: Cluster, state: dict, *, force: b
             fig_path = os.path.join(out, f"{rs.study.name}.png")
             tmp = os.path.join(out, f".{rs.study.name}.tmp.png")
             draw_figure(rows, rs.study.figure, tmp, fits,
-                        title=rs.study.figure.get("title") or rs.study.name)
+                        title=rs.study.figure.get("title") or rs.study.name,
+                        fixed=rs.study.fixed)
             os.replace(tmp, fig_path)
     else:
         raw = _rows_of([own_path], skip_errors=True)

@@ -83,7 +83,8 @@ RATIONING_VS_MARKUP = Study(
               "options": {"time_limit": 30.0}},
              {"capability": "efficient", "prefix": "opt_convex_",
               "options": {"convex_buyers": True, "time_limit": 30.0}},
-             {"capability": "convexified", "prefix": "convexified_"}],
+             {"capability": "convexified", "prefix": "convexified_",
+              "options": {"method": "lp"}}],
     derive={
         "markup_ratio": "markup_welfare / opt_welfare",
         "rationing_ratio": "rationing_welfare / opt_convex_welfare",
@@ -118,6 +119,8 @@ RATIONING_VS_MARKUP = Study(
 )
 
 _VARIANT = ["step", "jumps", "warm_start"]
+_AT_BASE_NM = {"n_buyers": "$fixed", "n_objects": "$fixed"}      # the value-range sweep
+_AT_BASE_MV = {"n_objects": "$fixed", "max_value": "$fixed"}     # the n sweep
 AUCTION_ROUNDS = Study(
     name="auction-rounds",
     description="price raises and max flows of the flow-based ascending auction against "
@@ -141,30 +144,28 @@ AUCTION_ROUNDS = Study(
     size_param="n_buyers",
     cost="n_buyers * n_objects * (max_value / 50 if step == 'unit' else 1)",
     batch_size=16,
-    fits=[{"x": "max_value", "y": "raises", "where": {"step": "unit", "jumps": False,
-                                                      "n_buyers": 50, "n_objects": 10},
+    fits=[{"x": "max_value", "y": "raises",
+           "where": {"step": "unit", "jumps": False, **_AT_BASE_NM},
            "expected": 1.0, "band": [0.7, 1.3],
            "label": "unit-step auction: raises ~ (value range)^b (theory: = max p*, linear)"},
           {"x": "max_value", "y": "raises", "by": _VARIANT,
-           "where": {"step": ["long", "search"], "n_buyers": 50, "n_objects": 10},
+           "where": {"step": ["long", "search"], **_AT_BASE_NM},
            "label": "long / search steps: raises ~ (value range)^b"},
-          {"x": "n_buyers", "y": "max_flows", "by": _VARIANT,
-           "where": {"n_objects": 10, "max_value": 1000},
+          {"x": "n_buyers", "y": "max_flows", "by": _VARIANT, "where": _AT_BASE_MV,
            "label": "max flows ~ n^b"}],
     figure={"title": "flow-based ascending auction: rounds",
             "panels": [
                 {"x": "n_buyers", "y": "raises", "by": _VARIANT, "logx": True,
-                 "where": {"n_objects": 10, "max_value": 1000}, "title": "price raises vs n"},
+                 "where": _AT_BASE_MV, "title": "price raises vs n"},
                 {"x": "n_buyers", "y": "max_flows", "by": _VARIANT, "logx": True,
-                 "where": {"n_objects": 10, "max_value": 1000}, "title": "max flows vs n"},
+                 "where": _AT_BASE_MV, "title": "max flows vs n"},
                 {"x": "n_objects", "y": "raises", "by": _VARIANT,
-                 "where": {"n_buyers": 50, "max_value": 1000}, "title": "price raises vs m"},
+                 "where": {"n_buyers": "$fixed", "max_value": "$fixed"},
+                 "title": "price raises vs m"},
                 {"x": "max_value", "y": "raises", "by": _VARIANT, "logx": True,
-                 "logy": True, "where": {"n_buyers": 50, "n_objects": 10},
-                 "title": "price raises vs value range"},
+                 "logy": True, "where": _AT_BASE_NM, "title": "price raises vs value range"},
                 {"x": "max_value", "y": "max_flows", "by": _VARIANT, "logx": True,
-                 "logy": True, "where": {"n_buyers": 50, "n_objects": 10},
-                 "title": "max flows vs value range"}]},
+                 "logy": True, "where": _AT_BASE_NM, "title": "max flows vs value range"}]},
 )
 
 CWE_WELFARE = Study(
