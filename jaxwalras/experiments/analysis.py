@@ -180,7 +180,7 @@ def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], pa
     Each panel ``{"x", "y", "by", "where", "logx", "logy", "hline", "title", "ylabel"}``
     plots, per group of ``by``, the mean of ``y`` over the seeds at each ``x`` (the
     geometric mean of the positive values on a log axis) with the min-max range shaded
-    (booleans are plotted as rates).  Fitted rates from
+    (booleans are plotted as rates, unshaded).  On log-log panels, fitted rates from
     :func:`fit_rates` with the same ``x``, ``y`` and group are drawn dashed, with their
     slope in the legend.
     """
@@ -189,7 +189,7 @@ def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], pa
     panels = list(figure["panels"])
     ncols = 2 if len(panels) == 4 else min(3, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows), dpi=110)
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows), dpi=90)
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, panel in zip(axes, panels):
@@ -204,9 +204,10 @@ def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], pa
                 continue
             color = f"C{k % 10}"
             ax.plot(xs, mean, "o-", color=color, ms=4, lw=1.4, label=group or y)
-            if xs.size > 1:
+            rate = all(isinstance(r.get(y), bool) for r in grows)   # a 0/1 range says nothing
+            if xs.size > 1 and not rate:
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
-            for f in fits:
+            for f in fits if panel.get("logx") and panel.get("logy") else ():
                 if f["x"] == x and f["y"] == y and f["group"] == group and \
                         math.isfinite(f["slope"]) and xs.size > 1:
                     xx = np.array([xs.min(), xs.max()], float)
@@ -226,7 +227,7 @@ def draw_figure(rows: Sequence[Mapping[str, Any]], figure: Mapping[str, Any], pa
         ax.grid(True, alpha=0.3, which="both")
         handles, labels = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=6, loc="best")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(title or figure.get("title", ""), fontsize=11)

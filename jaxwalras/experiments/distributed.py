@@ -64,7 +64,8 @@ def parse_coordinator(text: Any) -> tuple[str, int]:
 def resolve_cluster(num_processes: Any = None, process_id: Any = None,
                     coordinator: Any = None) -> Cluster:
     """Check the three options together; with none given, detect a SLURM job step of
-    several tasks (``SLURM_NTASKS`` > 1 with ``SLURM_PROCID``) and leave the rest to JAX.
+    several tasks (``SLURM_NTASKS`` > 1 with ``SLURM_PROCID``) or an Open MPI launch
+    (``OMPI_COMM_WORLD_SIZE`` > 1) and leave the rest to JAX's cluster detection.
 
     Raises
     ------
@@ -76,6 +77,9 @@ def resolve_cluster(num_processes: Any = None, process_id: Any = None,
         nt = os.environ.get("SLURM_NTASKS") or os.environ.get("SLURM_NPROCS")
         if nt and nt.isdigit() and int(nt) > 1 and os.environ.get("SLURM_PROCID", "").isdigit():
             return Cluster(int(nt), int(os.environ["SLURM_PROCID"]), None, True)
+        ws = os.environ.get("OMPI_COMM_WORLD_SIZE", "")
+        if ws.isdigit() and int(ws) > 1 and os.environ.get("OMPI_COMM_WORLD_RANK", "").isdigit():
+            return Cluster(int(ws), int(os.environ["OMPI_COMM_WORLD_RANK"]), None, True)
         return Cluster(1, 0, None, False)
     for name, val in (("--num-processes", num_processes), ("--process-id", process_id)):
         if val is not None and (isinstance(val, bool) or not isinstance(val, int)):
