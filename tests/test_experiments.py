@@ -532,8 +532,10 @@ def test_unreachable_coordinator_fails_within_the_timeout(tmp_path, cache_env):
                                "--coordinator", f"127.0.0.1:{_free_port()}", "--process-id",
                                pid], env=cache_env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for pid, _ in cases]
-    for proc, (_, msg) in zip(procs, cases):
+    for proc, (pid, msg) in zip(procs, cases):
         _, err = proc.communicate(timeout=90)
         assert proc.returncode == 2, err
         assert msg in err and "Check failed" not in err and "Traceback" not in err
+        assert err.strip().count("\n") == 0, err
+    assert not (tmp_path / "1").exists()        # refused before anything was written
     assert time.time() - t0 < 60

@@ -12,6 +12,7 @@ row through JAX's distributed runtime into ``DIR/results.sqlite`` and exports
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -180,6 +181,7 @@ def _check_folder(out: str, rs: ResolvedStudy, resume: bool, force: bool) -> dic
     """All checks before anything is written; creates the (empty) folder if needed."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ExperimentInputError(f"--out {out}: exists and is not a folder")
+    created = not os.path.exists(out)
     try:
         os.makedirs(out, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
@@ -215,7 +217,7 @@ def _check_folder(out: str, rs: ResolvedStudy, resume: bool, force: bool) -> dic
         raise ExperimentInputError(
             f"--out {out}: already holds {rows} committed row(s) of this study; use "
             "--resume to continue without recomputing them, or --force to start over")
-    return {"rows": rows, "fresh": not found}
+    return {"rows": rows, "fresh": not found, "created": created}
 
 
 def _remove_results(out: str, cluster: Cluster, name: str) -> None:
@@ -421,7 +423,13 @@ def run_study(study: Any, out: Any, *, sizes: Sequence[int] | None = None,
                 batch_size = json.load(fh).get("batch_size")
         except (OSError, ValueError):
             pass
-    initialize(cluster, timeout=coordinator_timeout, local_device_ids=local_device_ids)
+    try:
+        initialize(cluster, timeout=coordinator_timeout, local_device_ids=local_device_ids)
+    except BaseException:
+        if state["created"]:                 # leave no empty folder behind
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
     from .cache import compilation_cache as cache_ctx
     with cache_ctx(compilation_cache):
         return _run(rs, out, cluster, state, force=force, progress=progress, stream=stream,
