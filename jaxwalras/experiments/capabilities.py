@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -306,7 +307,9 @@ def _registry() -> dict[str, Capability]:
         for k in ("start", "allocation") if name == "monotonicity" else ("start",):
             named.pop(k, None)
         named.update(extra)
-        doc = " ".join((fn.__doc__ or "").split()).split(".  ")[0].split(". ")[0]
+        doc = " ".join((fn.__doc__ or "").split())
+        doc = re.sub(r":func:`(?:jaxwalras\.)?([^`]+)`", r"\1", doc).replace("``", "")
+        doc = doc.rstrip(".")
         out.append(Capability(name, fn, fam, named, open_, doc))
     return {c.name: c for c in out}
 

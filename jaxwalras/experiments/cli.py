@@ -134,7 +134,7 @@ def _list(print_fn: Any) -> None:
         print_fn(f"  {g.name:<20} {g.description}; parameters: {', '.join(g.params or {})}")
     print_fn("capabilities (spec files: compute = NAME, or [{capability, options, prefix}]):")
     for c in CAPABILITIES.values():
-        print_fn(f"  {c.name:<20} {c.description}")
+        print_fn(f"  {c.name:<20} {c.description}; options: {', '.join(c.options or {})}")
 
 
 def run(args: argparse.Namespace, print_fn: Any = print) -> int:
