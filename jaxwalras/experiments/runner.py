@@ -292,6 +292,10 @@ def _solve_chunk(rs: ResolvedStudy, chunk: _Chunk, seeds: Sequence[int]) -> list
         if not item.prefix:
             c.pop("converged", None)
             c.pop("status", None)
+        clash = [k for k in c if k in pt or k in ("seed", "market_seed")]
+        if clash:
+            raise ExperimentInputError(f"capability {item.capability.name!r}: output column "
+                                       f"{clash[0]!r} is also a parameter; give it a prefix")
         cols.update(c)
     rows = []
     for k, s in enumerate(seeds):

@@ -403,6 +403,11 @@ class Study:
                 raise ValueError(f"{where}.options: {clash[0]!r} is also a grid parameter; "
                                  "give it in one place")
             parsed.append(ComputeItem(cap, dict(opts), prefix, routed))
+        prefixes = [c.prefix for c in parsed]
+        if len(set(prefixes)) < len(prefixes):
+            dup = next(p for p in prefixes if prefixes.count(p) > 1)
+            raise ValueError(f"compute: two capabilities share the column prefix {dup!r}; "
+                             "give each its own prefix")
         return parsed
 
 
