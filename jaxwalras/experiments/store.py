@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import pathlib
 import sqlite3
 import tempfile
 import time
@@ -46,7 +47,9 @@ class ResultStore:
     path : str
         The database file.
     create : bool
-        Create the file and tables if missing (else open read-only).
+        Create the file and tables if missing.  Otherwise the file must exist; it is
+        opened without creating anything (read-write, so that SQLite can roll back the
+        journal of a transaction that a killed process left behind).
     """
 
     def __init__(self, path: str, *, create: bool = True) -> None:
@@ -54,7 +57,7 @@ class ResultStore:
         if create:
             self.db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
         else:
-            uri = "file:" + os.path.abspath(path).replace("?", "%3f") + "?mode=ro"
+            uri = pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=rw"
             self.db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
         self.db.execute("PRAGMA synchronous=FULL")
         if create:
