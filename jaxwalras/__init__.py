@@ -63,6 +63,14 @@ for _name in _HOST_FUNCTIONS:
     globals()[_name] = _host_function(globals()[_name])
 del _name
 
+
+def __getattr__(name: str):
+    """``jw.experiments`` is imported on first use (keeps ``import jaxwalras`` fast)."""
+    if name == "experiments":
+        import importlib
+        return importlib.import_module(".experiments", __name__)
+    raise AttributeError(f"module 'jaxwalras' has no attribute {name!r}")
+
 __all__ = [
     "__version__", "STATUS", "Status", "status_message",
     # multi-unit
@@ -81,7 +89,7 @@ __all__ = [
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",
     "ascending_auction", "best_item_price_welfare", "bundle_demand", "is_gross_substitutes",
     "item_demand", "optimal_allocation", "walrasian_equilibrium", "CWEResult", "check_cwe",
-    "combinatorial_walrasian_equilibrium", "cats", "examples",
+    "combinatorial_walrasian_equilibrium", "cats", "examples", "experiments",
     # file formats
     "FormatError", "CatsMarket", "read_cats", "write_cats", "load_multiunit_market",
     "save_multiunit_market", "load_setfunction_market", "save_setfunction_market",

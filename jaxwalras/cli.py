@@ -9,6 +9,7 @@
     jaxwalras rationing FILE [--json]           rationing mechanism (menu-economy JSON)
     jaxwalras we FILE [--json]                  item-price Walrasian equilibrium (CATS or JSON)
     jaxwalras cwe FILE [--json]                 combinatorial Walrasian equilibrium (CATS or JSON)
+    jaxwalras experiment STUDY --out DIR        reproducible studies (see jaxwalras.experiments)
     jaxwalras --version
 
 With ``--json`` the answer is one JSON object on standard output (machine-readable);
@@ -376,6 +377,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["auto", "cats", "json"], default="auto")
     q.add_argument("--rtol", type=float, default=None)
     q.add_argument("--patience", type=int, default=None)
+    from .experiments import cli as experiment_cli
+    experiment_cli.add_parser(sub)
     return ap
 
 
@@ -393,6 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import __version__
         print(__version__)
         return EXIT_OK
+    if args.cmd == "experiment":
+        from .experiments import cli as experiment_cli
+        return experiment_cli.run(args)
     try:
         return COMMANDS[args.cmd](args)
     except _BadInput as exc:
