@@ -331,6 +331,11 @@ def _parser() -> argparse.ArgumentParser:
         "batched with JAX.", epilog="Exit codes: 0 solved and certified, 1 no solution or "
         "not certified (see status), 2 bad input.")
     ap.add_argument("--version", action="version", version=f"jaxwalras {__version__}")
+    ap.add_argument("--compilation-cache", metavar="DIR|off", default=None,
+                    dest="global_compilation_cache",
+                    help="JAX's persistent compilation cache folder (default: "
+                    "$JAXWALRAS_CACHE_DIR or ~/.cache/jaxwalras/jax-compilation-cache; "
+                    "'off' switches it off)")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="solve the built-in example markets and print tables")
@@ -389,18 +394,22 @@ COMMANDS = {"auction": _cmd_auction, "convexified": _cmd_convexified, "markup": 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``jaxwalras`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    if args.cmd == "demo":
-        from .demo import run_demo
-        return run_demo(args.section)
     if args.cmd == "version":
         from . import __version__
         print(__version__)
         return EXIT_OK
-    if args.cmd == "experiment":
+    if args.cmd == "experiment":          # manages the compilation cache itself
         from .experiments import cli as experiment_cli
+        if args.compilation_cache is None:
+            args.compilation_cache = args.global_compilation_cache
         return experiment_cli.run(args)
+    from .experiments.cache import compilation_cache
     try:
-        return COMMANDS[args.cmd](args)
+        with compilation_cache(args.global_compilation_cache):   # a rerun compiles nothing
+            if args.cmd == "demo":
+                from .demo import run_demo
+                return run_demo(args.section)
+            return COMMANDS[args.cmd](args)
     except _BadInput as exc:
         print(f"jaxwalras {args.cmd}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
