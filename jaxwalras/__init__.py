@@ -26,7 +26,7 @@ from .status import STATUS, Status, status_message
 from .multiunit import (MultiUnitArrays, MultiUnitMarket, PreferredBundles, indirect_utility,
                         lyapunov, preferred_bundles, stack_markets)
 from .auction import AuctionResult, buyer_optimal_equilibrium, reoptimize
-from .checks import check_walrasian, is_walrasian
+from .checks import check_walrasian, is_buyer_optimal, is_walrasian
 from .lp import lp_min_walrasian_prices
 
 # --- non-convex economies --------------------------------------------------------------
@@ -55,6 +55,7 @@ __all__ = [
     "MultiUnitMarket", "MultiUnitArrays", "PreferredBundles", "preferred_bundles",
     "indirect_utility", "lyapunov", "stack_markets", "AuctionResult",
     "buyer_optimal_equilibrium", "reoptimize", "check_walrasian", "is_walrasian",
+    "is_buyer_optimal",
     "lp_min_walrasian_prices",
     # menu economies
     "MenuEconomy", "MenuArrays", "demand_gaps", "dual_objective", "ConvexifiedResult",
