@@ -42,10 +42,10 @@ from .economy_json import load_economy, save_economy
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
-from .combinatorial import (DemandResult, ItemPriceAuctionResult, ItemPriceWelfareResult,
-                            OptimalAllocationResult, WalrasianResult, ascending_auction,
-                            best_item_price_welfare, bundle_demand, is_gross_substitutes,
-                            item_demand, optimal_allocation, walrasian_equilibrium)
+from .combinatorial import (DemandResult, OptimalAllocationResult, bundle_demand,
+                            is_gross_substitutes, item_demand, optimal_allocation)
+from .item_prices import (ItemPriceAuctionResult, ItemPriceWelfareResult, WalrasianResult,
+                          ascending_auction, best_item_price_welfare, walrasian_equilibrium)
 from .bundling import CWEResult, check_cwe, combinatorial_walrasian_equilibrium
 from . import cats, examples  # noqa: E402  (workload generators: jw.cats.regions(...), ...)
 

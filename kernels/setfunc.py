@@ -196,7 +196,7 @@ class AuctionState(NamedTuple):
 
 
 def ascending_auction(values: jax.Array, step: float | jax.Array, max_steps: int,
-                      rtol: float = 1e-6) -> AuctionState:
+                      rtol: float = 1e-6, tol: jax.Array | None = None) -> AuctionState:
     """Unit-step steepest descent of the Lyapunov function from ``p = 0``.
 
     At each round every market evaluates ``L(p + step * chi_X)`` for all ``2**m`` sets ``X``
@@ -207,13 +207,15 @@ def ascending_auction(values: jax.Array, step: float | jax.Array, max_steps: int
     Walrasian price vector after ``max_j p*_j / step`` rounds (Murota's L-natural convex
     steepest descent). ``max_steps`` bounds the rounds (fixed-length loop, markets that are
     done stay frozen). Cost per round ``n 4^m`` per market: meant for small ``m``.
+    ``L`` values within ``tol`` (shape ``(...)``; default ``rtol * max|v|`` of each market,
+    no absolute floor) count as equal.
     """
     t = values.shape[-1]
     m = int(round(np.log2(t)))
     dirs = subset_bits(m, values.dtype) * step                         # (2^m, m)
     batch = values.shape[:-2]
-    scale = jnp.max(jnp.abs(values), axis=(-2, -1))
-    tol = rtol * jnp.maximum(scale, 1.0)
+    if tol is None:
+        tol = rtol * jnp.max(jnp.abs(values), axis=(-2, -1))
 
     def body(state: AuctionState, _):
         p = state.prices
@@ -265,16 +267,21 @@ def cwe_dynamics(values: jax.Array, state: CWEState, tol: jax.Array,
     but at least ``tol`` above what the merged bundles cost. A market is done when no
     empty-handed buyer gains more than ``tol``. Every purchase raises revenue by at least
     ``tol`` and revenue never exceeds welfare, so a market finishes within
-    ``OPT / tol + n`` purchases. ``tol`` has shape ``(...)``.
+    ``OPT / tol + n`` purchases. ``tol`` has shape ``(...)`` (one per market) or
+    ``(..., n)`` (one per buyer: buyer ``i`` buys when she gains more than ``tol_i``, at
+    least ``tol_i`` above the pieces).
     """
     n = values.shape[-2]
     k = state.bundles.shape[-1]
     slot = jnp.arange(k, dtype=jnp.int32)
+    tol = jnp.asarray(tol, values.dtype)
+    if tol.ndim == values.ndim - 2:                     # one tolerance per market
+        tol = jnp.broadcast_to(tol[..., None], values.shape[:-1])
 
     def body(st: CWEState, _):
         held = jnp.any(st.holder[..., None, :] == jnp.arange(n)[:, None], axis=-1)  # (..., n)
         choice, g = bundle_demand(values, st.bundles, st.prices)               # (..., n)
-        want = (~held) & (g > tol[..., None])
+        want = (~held) & (g > tol)
         any_want = jnp.any(want, axis=-1)
         if select == "first":
             i = jnp.argmax(want, axis=-1)                                       # first buyer
@@ -296,7 +303,8 @@ def cwe_dynamics(values: jax.Array, state: CWEState, tol: jax.Array,
         umask = jnp.sum(jnp.where(in_d, st.bundles, 0), axis=-1)
         pd = jnp.sum(jnp.where(in_d, st.prices, 0), axis=-1)
         v_u = jnp.take_along_axis(vi, umask[..., None], axis=-1)[..., 0]
-        newprice = jnp.maximum(v_u - u_out, pd + tol)
+        tol_i = jnp.take_along_axis(tol, i[..., None], axis=-1)[..., 0]
+        newprice = jnp.maximum(v_u - u_out, pd + tol_i)
         # the merged bundle goes to the first slot of D; the other slots of D empty out
         first = jnp.argmax(in_d, axis=-1)
         is_first = slot == first[..., None]
