@@ -429,14 +429,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     t0 = time.perf_counter()
     if len(ok):
         v_np = np.asarray(v, np.int64)
-        args = (v_np[ok], d_np[ok], s_np[ok], prices[ok])
-        if allocation:
-            good = _checks.walrasian_ok(*args, alloc[ok])
-        else:
-            good = _checks.competitive_ok(*args)
-            nflows[ok] += 1
-        good &= _checks.least_prices_ok(*args)
-        nflows[ok] += 1
+        good = _checks.certify_prices(v_np[ok], d_np[ok], s_np[ok], prices[ok],
+                                      alloc[ok] if allocation else None)
+        nflows[ok] += 1 if allocation else 2
         bad = ok[~good]
         from_start = p0[bad].any(-1)
         status[bad[~from_start]] = Status.NOT_CERTIFIED

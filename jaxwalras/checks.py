@@ -20,7 +20,7 @@ from jaxwalras.multiunit import MultiUnitMarket, _check_market, _check_prices
 
 __all__ = ["check_walrasian", "is_walrasian", "is_buyer_optimal", "indirect_utility_np",
            "greedy_structure_np", "walrasian_ok", "least_prices_ok", "competitive_ok",
-           "overdemanded_sets", "lowerable_sets"]
+           "overdemanded_sets", "lowerable_sets", "certify_prices"]
 
 
 def indirect_utility_np(values: np.ndarray, demands: np.ndarray, supplies: np.ndarray,
@@ -81,15 +81,19 @@ def greedy_structure_np(values: np.ndarray, demands: np.ndarray, supplies: np.nd
 
 
 def walrasian_ok(values: np.ndarray, demands: np.ndarray, supplies: np.ndarray,
-                 prices: np.ndarray, allocation: np.ndarray) -> np.ndarray:
+                 prices: np.ndarray, allocation: np.ndarray,
+                 utility: np.ndarray | None = None) -> np.ndarray:
     """Batched exact test of every condition of :func:`check_walrasian` (int64 numpy):
-    ``(B, ...)`` arrays in, ``(B,)`` bool out."""
+    ``(B, ...)`` arrays in, ``(B,)`` bool out.  ``utility``: the indirect utilities
+    ``V_i(p)`` if already known (default :func:`indirect_utility_np`)."""
     v, d, s, p, x = (np.asarray(a, np.int64) for a in (values, demands, supplies, prices,
                                                         allocation))
+    if utility is None:
+        utility = indirect_utility_np(v, d, s, p)
     sold = x.sum(-2)
     ok = (p >= 0).all(-1) & (x >= 0).all((-2, -1))
     ok &= (sold <= s).all(-1) & (x.sum(-1) <= d).all(-1)
-    ok &= ((x * (v - p[..., None, :])).sum(-1) == indirect_utility_np(v, d, s, p)).all(-1)
+    ok &= ((x * (v - p[..., None, :])).sum(-1) == utility).all(-1)
     ok &= ~((p > 0) & (sold < s)).any(-1)
     ok &= x.sum((-2, -1)) == np.minimum(s.sum(-1), d.sum(-1))
     return ok
@@ -112,7 +116,8 @@ def overdemanded_sets(values, demands, supplies, prices) -> tuple[np.ndarray, np
     return saturated, reach[net.object_node] & ~saturated[:, None]
 
 
-def lowerable_sets(values, demands, supplies, prices) -> tuple[np.ndarray, np.ndarray]:
+def lowerable_sets(values, demands, supplies, prices, structure=None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """``(down_optimal (B,), X (B, m))``: whether no ``Lyap(p - 1_X) < Lyap(p)`` (over
     ``X`` within ``P = {j : p_j > 0, s_j > 0}``), and the largest ``X`` within ``P``
     minimising ``h(X) = Lyap(p - 1_X) - Lyap(p)`` (empty iff every nonempty such ``X``
@@ -131,7 +136,8 @@ def lowerable_sets(values, demands, supplies, prices) -> tuple[np.ndarray, np.nd
     p = np.asarray(prices, np.int64)
     s = np.asarray(supplies, np.int64)
     d = np.asarray(demands, np.int64)
-    F, M, r, case_a = greedy_structure_np(values, d, s, p)
+    F, M, r, case_a = (greedy_structure_np(values, d, s, p) if structure is None
+                       else structure)
     A = len(r)
     r2 = np.where(case_a, r, d - (F * s[:, None, :]).sum(-1))
     P = (p > 0) & (s > 0)
@@ -151,14 +157,29 @@ def competitive_ok(values, demands, supplies, prices) -> np.ndarray:
     return overdemanded_sets(values, demands, supplies, prices)[0]
 
 
-def least_prices_ok(values, demands, supplies, prices) -> np.ndarray:
+def least_prices_ok(values, demands, supplies, prices, structure=None) -> np.ndarray:
     """``(B,)`` bool: no price can be lowered, i.e. no nonempty object set ``X`` with
     ``p_j > 0`` on ``X`` has ``Lyap(p - 1_X) <= Lyap(p)`` (:func:`lowerable_sets`; an
     object with ``p_j > 0`` and ``s_j = 0`` can always be lowered)."""
     p = np.asarray(prices, np.int64)
     s = np.asarray(supplies, np.int64)
-    full, X = lowerable_sets(values, demands, s, p)
+    full, X = lowerable_sets(values, demands, s, p, structure)
     return full & ~X.any(-1) & ~((p > 0) & (s == 0)).any(-1)
+
+
+def certify_prices(values, demands, supplies, prices, allocation=None) -> np.ndarray:
+    """``(B,)`` bool: ``prices`` are ``p*`` (and ``allocation``, if given, is Walrasian at
+    them): the final check of the auction.  With an allocation, the Walrasian test of
+    :func:`walrasian_ok` proves ``p`` a minimiser of ``Lyap``; without one,
+    :func:`competitive_ok` and the full sink arcs of :func:`lowerable_sets` do; then
+    :func:`least_prices_ok` proves it the least one."""
+    v, d, s, p = (np.asarray(a, np.int64) for a in (values, demands, supplies, prices))
+    st = greedy_structure_np(v, d, s, p)
+    if allocation is None:
+        ok = overdemanded_sets(v, d, s, p)[0]
+    else:          # V_i(p) from its definition (the d_i best units), not the structure
+        ok = walrasian_ok(v, d, s, p, allocation)
+    return ok & least_prices_ok(v, d, s, p, st)
 
 
 def _violations(v, d, s, p, x) -> list[str]:
