@@ -17,10 +17,8 @@ tolerances relative to that scale.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
-import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -208,16 +206,17 @@ class ItemPriceAuctionResult(NamedTuple):
         return self.iterations
 
 
-@functools.partial(jax.jit, static_argnames=("max_steps",))
-def _auction_jit(values, step, max_steps, tol):
-    return _k.ascending_auction(values, step, max_steps, tol=tol)
+@jax.jit
+def _auction_jit(values, step, max_steps, tol, budget):
+    return _k.ascending_auction(values, step, max_steps, tol=tol, budget=budget)
 
 
 #: the auction makes one raise of ``step`` per round: at most this many (values / step)
 AUCTION_MAX_GRID = 2 ** 24
 
 
-def _run_auction(g: np.ndarray, tol: np.ndarray, max_steps: int) -> tuple[np.ndarray, ...]:
+def _run_auction(g: np.ndarray, tol: np.ndarray, budget: np.ndarray
+                 ) -> tuple[np.ndarray, ...]:
     """The device auction on grid values ``g`` (values / step, ``(B, n, 2^m)``) with step 1.
     Markets whose Lyapunov values can pass ``2**23`` grid units run in float64 (scoped
     ``jax.enable_x64``), the others in the default dtype, where integer grid values are
@@ -234,15 +233,16 @@ def _run_auction(g: np.ndarray, tol: np.ndarray, max_steps: int) -> tuple[np.nda
             continue
         with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
             ft = jnp.result_type(float)
-            st = _auction_jit(jnp.asarray(g[sel], ft), jnp.asarray(1.0, ft), int(max_steps),
-                              jnp.asarray(tol[sel], ft))
+            st = _auction_jit(jnp.asarray(g[sel], ft), jnp.asarray(1.0, ft),
+                              jnp.asarray(budget[sel].max(), jnp.int32),
+                              jnp.asarray(tol[sel], ft), jnp.asarray(budget[sel], jnp.int32))
             prices[sel] = np.asarray(st.prices, np.float64)
             done[sel] = np.asarray(st.done)
             steps[sel] = np.asarray(st.steps)
     return prices, done, steps
 
 
-def ascending_auction(market: SetFunctionMarket, *, step: float | None = None,
+def ascending_auction(market: SetFunctionMarket, *, step: Any = None,
                       max_steps: int | None = None) -> ItemPriceAuctionResult:
     """Ascending item-price auction (Gul and Stacchetti, 1999; Ausubel, 2006), on the device.
 
@@ -264,11 +264,15 @@ def ascending_auction(market: SetFunctionMarket, *, step: float | None = None,
     Parameters
     ----------
     market : SetFunctionMarket
-    step : float, optional
-        Price increment (a positive finite number); defaults to 1 when all values are
-        integers (required otherwise).  ``max v / step`` may be at most ``2**24``.
+    step : float or array_like, optional
+        Price increment, a positive finite number, or one per market (broadcast against
+        the batch shape); defaults to 1 when all values are integers (required
+        otherwise).  ``max v / step`` may be at most ``2**24``.
     max_steps : int, optional
-        Round budget (default ``ceil(max v / step) + 2``, enough for every market).
+        Raise budget of every market (default, per market, ``m (ceil(max v / step) + 1)
+        + 2``: a raise lifts the sum of prices by at least one step and no price passes
+        ``max v + step``, so every market stops within it; a gross-substitutes market
+        stops after ``max_j p*_j / step`` raises).
 
     Returns
     -------
@@ -296,38 +300,55 @@ def ascending_auction(market: SetFunctionMarket, *, step: float | None = None,
     market = as_market(market)
     vals = market.values
     n, m = market.n_buyers, market.n_items
+    bs = market.batch_shape
     if step is None:
         if not np.all(vals == np.round(vals)):
             raise ValueError("step: values are not all integers; pass the price increment "
                              "explicitly (e.g. step=0.01)")
         step = 1.0
-    step = _v.check_number(step, "step", lo=0.0, lo_open=True)
+    if np.ndim(step) == 0:
+        steps_b = np.full(bs, _v.check_number(step, "step", lo=0.0, lo_open=True))
+    else:
+        steps_b = _v.as_float_array(step, "step", allow_bool=False)
+        if not (steps_b > 0).all():
+            raise ValueError(f"step: must be positive, found "
+                             f"{_v.format_value(float(steps_b[steps_b <= 0][0]))}")
+        try:
+            steps_b = np.broadcast_to(steps_b, bs)
+        except ValueError:
+            raise ValueError(f"step: shape {steps_b.shape} does not broadcast to the market's "
+                             f"batch shape {bs}") from None
+    step = steps_b.reshape(-1)
     fv = vals.reshape((-1, n, 2 ** m))
     with np.errstate(over="ignore"):
-        g = fv / step
+        g = fv / step[:, None, None]
     gmax = g.max(axis=(-2, -1), initial=0.0)
     if not np.all(np.isfinite(g)) or gmax.max(initial=0.0) > AUCTION_MAX_GRID:
-        raise ValueError(f"step: the auction raises prices by step = {_v.format_value(step)} "
-                         f"per round, and max value / step = {float(gmax.max()):.4g} exceeds "
-                         f"{AUCTION_MAX_GRID} rounds; pass a larger step")
+        k = int(np.argmax(np.where(np.isfinite(gmax), gmax, np.inf)))
+        raise ValueError(f"step: the auction raises prices by step = "
+                         f"{_v.format_value(float(step[k]))} per round, and max value / step "
+                         f"= {float(gmax[k]):.4g} exceeds {AUCTION_MAX_GRID} rounds; pass a "
+                         f"larger step")
     snap = np.rint(g)
     on_grid = np.all(np.abs(g - snap) <= 1e-9 * np.abs(g), axis=(-2, -1))
     g = np.where(on_grid[:, None, None], snap, g)
     if max_steps is None:
-        max_steps = int(math.ceil(float(gmax.max(initial=0.0)))) + 2
-    max_steps = _v.check_integer(max_steps, "max_steps", lo=1)
+        budget = m * (np.ceil(gmax).astype(np.int64) + 1) + 2
+    else:
+        budget = np.full(len(fv), _v.check_integer(max_steps, "max_steps", lo=1,
+                                                   hi=2**31 - 1))
     tol = np.minimum(1e-6 * gmax, 0.25)
-    pg, done, steps = _run_auction(g, tol, max_steps)
+    pg, done, steps = _run_auction(g, tol, budget)
     pg = np.where(on_grid[:, None], np.rint(pg), pg)      # prices live on the step grid
-    prices = pg * step
+    prices = pg * step[:, None]
     oa = optimal_allocation(market)
     scale = value_scale(fv)
     viol = _h.we_violation(fv, prices, oa.allocation.reshape(-1, n))
-    stopped = _h.ascent_improvement(fv, prices, step) <= tol * step + 1e-12 * scale * (n + m)
+    stopped = (_h.ascent_improvement(fv, prices, step)
+               <= tol * step + 1e-12 * scale * (n + m))
     conv = done & stopped
     status = np.where(conv, Status.OK, np.where(done, Status.NOT_CERTIFIED,
                                                 Status.ROUND_LIMIT)).astype(np.int64)
-    bs = market.batch_shape
     return ItemPriceAuctionResult(
         prices.reshape(bs + (m,)), oa.allocation,
         (viol <= _h.LP_RTOL * scale * max(1, m)).reshape(bs), conv.reshape(bs),

@@ -110,15 +110,16 @@ def lyapunov_host(values: np.ndarray, prices: np.ndarray) -> np.ndarray:
     return prices.sum(-1) + best.sum(-1)
 
 
-def ascent_improvement(values: np.ndarray, prices: np.ndarray, step: float) -> np.ndarray:
+def ascent_improvement(values: np.ndarray, prices: np.ndarray, step: np.ndarray
+                       ) -> np.ndarray:
     """Per market ``L(p) - min_X L(p + step 1_X)`` over all ``2^m`` item sets ``X``
-    (float64, host; ``>= 0``), for ``(B, n, 2^m)`` values and ``(B, m)`` prices; one
-    market at a time to bound memory (``n 4^m`` floats)."""
+    (float64, host; ``>= 0``), for ``(B, n, 2^m)`` values, ``(B, m)`` prices and ``(B,)``
+    steps; one market at a time to bound memory (``n 4^m`` floats)."""
     nb, _, t = values.shape
     m = prices.shape[-1]
-    dirs = set_bits(m).astype(float) * step                             # (2^m, m)
+    bits = set_bits(m).astype(float)                                    # (2^m, m)
     out = np.empty(nb)
     for b in range(nb):
-        lv = lyapunov_host(values[b], prices[b][None, :] + dirs)
+        lv = lyapunov_host(values[b], prices[b][None, :] + bits * step[b])
         out[b] = lv[0] - lv.min()
     return out
