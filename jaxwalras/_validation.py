@@ -169,7 +169,8 @@ def as_float_array(x: Any, name: str, *, min_ndim: int = 0, nonnegative: bool = 
         arr = out
     if arr.ndim < min_ndim:
         raise ValueError(f"{name}: needs at least {min_ndim} dimension(s), got shape {arr.shape}")
-    conv = arr.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        conv = arr.astype(dtype)
     finite = np.isfinite(conv)
     if not finite.all():
         bad = _given(x, arr, ~finite)
