@@ -398,7 +398,7 @@ def test_edge_cases(V, d, s):
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(values=[[1, -2]], demands=[1], supplies=[1, 1]), ValueError, "values: must be non-negative"),
     (dict(values=[[1, 2.5]], demands=[1], supplies=[1, 1]), TypeError, "values: must hold integers"),
-    (dict(values=[[1, np.nan]], demands=[1], supplies=[1, 1]), ValueError, "values: contains NaN"),
+    (dict(values=[[1, np.nan]], demands=[1], supplies=[1, 1]), ValueError, "values: contains nan"),
     (dict(values=[[1, 2]], demands=[1, 2], supplies=[1, 1]), ValueError, "demands: last axis has 2"),
     (dict(values=[[1, 2]], demands=[1], supplies=[1]), ValueError, "supplies: last axis has 1"),
     (dict(values=[1, 2], demands=[1], supplies=[1, 1]), ValueError, "values: needs at least 2"),
