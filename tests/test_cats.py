@@ -80,6 +80,24 @@ def test_bad_probability():
         jw.cats.regions(p_add=1.5)
 
 
+@pytest.mark.parametrize("gen, kwargs, exc, match", [
+    ("regions", dict(p_add=float("nan")), ValueError, "p_add: must be a probability in \\[0, 1\\], got nan"),
+    ("regions", dict(p_add="0.5"), TypeError, "p_add: must be a real number, got '0.5'"),
+    ("regions", dict(alpha=float("inf")), ValueError, "alpha: must be a finite number >= 0, got inf"),
+    ("arbitrary", dict(deviation=-0.1), ValueError, "deviation: must be a finite number in \\[0, 1\\]"),
+    ("arbitrary", dict(budget_factor=float("nan")), ValueError, "budget_factor: must be a finite"),
+    ("arbitrary", dict(resale_factor=-1), ValueError, "resale_factor: must be a finite number >= 0"),
+    ("regions", dict(max_substitutable_bids=2.0), TypeError, "max_substitutable_bids: must be an int"),
+    ("scheduling", dict(deviation=1.5), ValueError, "deviation: must be a finite number in \\[0, 1\\]"),
+    ("paths", dict(budget_factor=-2), ValueError, "budget_factor: must be a finite number >= 0"),
+])
+def test_bad_shape_parameters(gen, kwargs, exc, match):
+    """Non-finite or out-of-range shape parameters are refused by name, not passed on as
+    NaN values to the market's own validation."""
+    with pytest.raises(exc, match=match):
+        jw.cats.GENERATORS[gen](**kwargs)
+
+
 def brute_opt(v):
     n, t = v.shape
     m = t.bit_length() - 1

@@ -332,3 +332,42 @@ def test_bad_options_and_values():
         jw.SetFunctionMarket.from_xor([[({0}, float("inf"))]], m=1)
     with pytest.raises(TypeError, match=r"bids\[0\]\[0\]: value: must be a real number"):
         jw.SetFunctionMarket.from_xor([[({0}, "3")]], m=1)
+
+
+# ------------------------------------------------- remaining public functions, batched --
+def test_best_item_price_welfare_is_scale_free_and_certified():
+    """Shirts: item prices reach 3 - 1/m of OPT = m (Feldman, Gravin and Lucier, 2013), in
+    any money unit; batch equals the per-market loop; the host confirms the support."""
+    base = jw.examples.shirts(4).values
+    batch = jw.SetFunctionMarket(np.stack([base * c for c in SCALES]))
+    bip = jw.best_item_price_welfare(batch)
+    assert bip.converged.all() and (bip.status == 0).all()
+    np.testing.assert_allclose(bip.welfare, [(3 - 1 / 4) * c for c in SCALES], rtol=1e-9)
+    for k, c in enumerate(SCALES):
+        one = jw.best_item_price_welfare(jw.SetFunctionMarket(base * c))
+        assert one.welfare == bip.welfare[k]
+        np.testing.assert_array_equal(one.prices, bip.prices[k])
+        np.testing.assert_array_equal(one.allocation, bip.allocation[k])
+        v = base * c
+        for i in range(2):                     # brute force: each buyer's set is a demand
+            us = [v[i, s] - sum(bip.prices[k][j] for j in members(s, 4)) for s in range(16)]
+            assert us[int(bip.allocation[k, i])] >= max(us) - 1e-9 * c
+
+
+def test_bundle_demand_batch_equals_loop():
+    rng = np.random.default_rng(35)
+    v = np.stack([closure(rng.uniform(0, 5, (3, 16)), 4) * c for c in (1.0, 1e-6, 1e6, 2.0)])
+    cm = jw.SetFunctionMarket(v)
+    bundles = np.array([[3, 12, 0], [1, 2, 12], [15, 0, 0], [5, 10, 0]])
+    prices = rng.uniform(0, 4, (4, 3)) * np.array([1.0, 1e-6, 1e6, 2.0])[:, None]
+    res = jw.bundle_demand(cm, bundles, prices)
+    assert res.demand.shape == (4, 3) and res.utility.shape == (4, 3)
+    for k in range(4):
+        one = jw.bundle_demand(cm[k], bundles[k], prices[k])
+        np.testing.assert_array_equal(one.demand, res.demand[k])
+        np.testing.assert_array_equal(one.utility, res.utility[k])
+        live = [q for q in range(3) if bundles[k, q]]
+        for i in range(3):
+            best = max(v[k, i, sum(bundles[k, list(c)])] - prices[k, list(c)].sum()
+                       for r in range(len(live) + 1) for c in itertools.combinations(live, r))
+            assert res.utility[k, i] == pytest.approx(best, rel=1e-12, abs=0)
