@@ -297,7 +297,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         p_fin, raises, running, rounds, b = _rounds.device_auction(
             v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
-            int(min(max_rounds, 2**31 - 1)), nbits)
+            jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32), nbits)
         prices = np.array(p_fin, np.int64)
         iterations = np.array(raises, np.int64)
         strict, marginal, r, case_a = _rounds.to_host(b)

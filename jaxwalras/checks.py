@@ -23,21 +23,32 @@ __all__ = ["check_walrasian", "is_walrasian", "is_buyer_optimal", "indirect_util
            "overdemanded_sets", "lowerable_sets", "certify_prices"]
 
 
+def _payoff_sort(values, supplies, prices):
+    """Every buyer's objects sorted by payoff, best first (stable): the payoffs ``us``,
+    the supplies ``ss`` in that order and the flat indices ``order`` (into the
+    ``(..., n, m)`` arrays) that sorted them; int64."""
+    v = np.asarray(values, np.int64)
+    u = v - np.asarray(prices, np.int64)[..., None, :]
+    s = np.broadcast_to(np.asarray(supplies, np.int64)[..., None, :], u.shape)
+    m = u.shape[-1]
+    order = np.argsort(-u, axis=-1, kind="stable")
+    rows = int(np.prod(u.shape[:-1], dtype=np.int64))
+    flat = order + (np.arange(rows, dtype=np.int64) * m).reshape(u.shape[:-1] + (1,))
+    return u.ravel()[flat], s.ravel()[flat], flat
+
+
 def indirect_utility_np(values: np.ndarray, demands: np.ndarray, supplies: np.ndarray,
-                        prices: np.ndarray) -> np.ndarray:
+                        prices: np.ndarray, _sorted=None) -> np.ndarray:
     """``V_i(p)``: the sum of buyer ``i``'s ``d_i`` best positive unit payoffs, where object
     ``j`` offers ``s_j`` units of payoff ``v_ij - p_j`` (batched numpy, int64)."""
-    u = values - prices[..., None, :]
-    order = np.argsort(-u, axis=-1, kind="stable")
-    us = np.take_along_axis(u, order, axis=-1)
-    ss = np.take_along_axis(np.broadcast_to(supplies[..., None, :], u.shape), order, axis=-1)
+    us, ss, _ = _payoff_sort(values, supplies, prices) if _sorted is None else _sorted
     before = np.cumsum(ss, axis=-1) - ss
-    take = np.clip(demands[..., None] - before, 0, ss)
+    take = np.clip(np.asarray(demands, np.int64)[..., None] - before, 0, ss)
     return np.where(us > 0, take * us, 0).sum(-1)
 
 
 def greedy_structure_np(values: np.ndarray, demands: np.ndarray, supplies: np.ndarray,
-                        prices: np.ndarray) -> tuple[np.ndarray, ...]:
+                        prices: np.ndarray, _sorted=None) -> tuple[np.ndarray, ...]:
     """Greedy preferred-bundle structure in numpy (int64), batched over leading axes.
 
     Returns ``(strict F, marginal M, r, case_a)`` with the definitions of
@@ -48,35 +59,34 @@ def greedy_structure_np(values: np.ndarray, demands: np.ndarray, supplies: np.nd
     of zero-payoff objects and ``r_i = 0``.  A sort-based implementation independent of the
     device kernel's pairwise one.
     """
-    v = np.asarray(values, np.int64)
+    us, ss, flat = _payoff_sort(values, supplies, prices) if _sorted is None else _sorted
     d = np.asarray(demands, np.int64)[..., None]
-    s = np.broadcast_to(np.asarray(supplies, np.int64)[..., None, :], v.shape)
-    u = v - np.asarray(prices, np.int64)[..., None, :]
-    order = np.argsort(-u, axis=-1, kind="stable")
-    us = np.take_along_axis(u, order, axis=-1)
-    ss = np.take_along_axis(s, order, axis=-1)
-    m = v.shape[-1]
+    m = us.shape[-1]
     incl = np.cumsum(ss, axis=-1)
-    # supply of strictly better levels / of levels up to and including one's own
-    idx = np.broadcast_to(np.arange(m), us.shape)
+    # supply of strictly better levels / of levels up to and including one's own: a level
+    # starts where the payoff changes; its first position's exclusive and its last
+    # position's inclusive cumulative supply, spread over the level
     first = np.ones(us.shape, bool)
-    last = np.ones(us.shape, bool)
     if m:
         first[..., 1:] = us[..., 1:] != us[..., :-1]
+    excl = incl - ss
+    before = np.maximum.accumulate(np.where(first, excl, 0), axis=-1)
+    last = np.ones(us.shape, bool)
+    if m:
         last[..., :-1] = first[..., 1:]
-    start = np.maximum.accumulate(np.where(first, idx, 0), axis=-1)
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, idx, m - 1), -1), axis=-1), -1)
-    before = np.take_along_axis(incl - ss, start, axis=-1)
-    through = np.take_along_axis(incl, end, axis=-1)
+    big = np.iinfo(np.int64).max
+    through = np.flip(np.minimum.accumulate(np.flip(np.where(last, incl, big), -1), axis=-1),
+                      -1)
     pos = us > 0
     strict_s = pos & (through < d)
     marg_s = pos & (through >= d) & (before < d)
     case_a = marg_s.any(-1) & (d[..., 0] > 0)
     marg_s = np.where(case_a[..., None], marg_s, us == 0)
-    inv = np.argsort(order, axis=-1)
-    strict = np.take_along_axis(strict_s, inv, axis=-1)
-    marginal = np.take_along_axis(marg_s, inv, axis=-1)
-    r = np.where(case_a, d[..., 0] - (strict * s).sum(-1), 0)
+    strict = np.empty(us.shape, bool)
+    marginal = np.empty(us.shape, bool)
+    strict.ravel()[flat.ravel()] = strict_s.ravel()
+    marginal.ravel()[flat.ravel()] = marg_s.ravel()
+    r = np.where(case_a, d[..., 0] - np.where(strict_s, ss, 0).sum(-1), 0)
     return strict, marginal, r, case_a
 
 
@@ -174,11 +184,12 @@ def certify_prices(values, demands, supplies, prices, allocation=None) -> np.nda
     :func:`competitive_ok` and the full sink arcs of :func:`lowerable_sets` do; then
     :func:`least_prices_ok` proves it the least one."""
     v, d, s, p = (np.asarray(a, np.int64) for a in (values, demands, supplies, prices))
-    st = greedy_structure_np(v, d, s, p)
+    srt = _payoff_sort(v, s, p)
+    st = greedy_structure_np(v, d, s, p, srt)
     if allocation is None:
         ok = overdemanded_sets(v, d, s, p)[0]
     else:          # V_i(p) from its definition (the d_i best units), not the structure
-        ok = walrasian_ok(v, d, s, p, allocation)
+        ok = walrasian_ok(v, d, s, p, allocation, indirect_utility_np(v, d, s, p, srt))
     return ok & least_prices_ok(v, d, s, p, st)
 
 
