@@ -49,19 +49,23 @@ def config_dual_lp(values: np.ndarray, minimal: bool = False
     ii, ss = np.nonzero(keep)
     if len(ii) == 0:
         return True, 0.0, np.zeros(m), 0
-    rows = np.arange(len(ii))
-    r_j, c_j = np.nonzero(set_bits(m)[ss])
-    a = sp.csc_matrix((-np.ones(len(r_j) + len(ii)),
-                       (np.r_[r_j, rows], np.r_[c_j, m + ii])), shape=(len(ii), m + n))
+    R = len(ii)
+    # CSC directly: item column j holds the rows of the sets containing j; buyer column i
+    # the rows of buyer i (``ii`` is sorted, so they are contiguous)
+    c_j, r_j = np.nonzero(set_bits(m)[ss].T)
+    counts = np.r_[np.bincount(c_j, minlength=m), np.bincount(ii, minlength=n)]
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int32)
+    indices = np.r_[r_j, np.arange(R)].astype(np.int32)
+    a = sp.csc_matrix((-np.ones(len(indices)), indices, indptr), shape=(R, m + n))
     b = -values[ii, ss]
-    ok, x, _, nit = dual_simplex(np.ones(m + n), a, len(ii), b, np.zeros(0))
+    ok, x, _, nit = dual_simplex(np.ones(m + n), a, R, b, np.zeros(0))
     if not ok:
         return False, float("nan"), np.full(m, np.nan), nit
     val = float(x.sum())
     if minimal:   # least total price on the optimal face (the minimal WE prices for GS)
         cap = val + 1e-9 * max(1.0, abs(val))
         a2 = sp.vstack([a, sp.csr_matrix(np.ones((1, m + n)))]).tocsc()
-        ok2, x2, _, nit2 = dual_simplex(np.r_[np.ones(m), np.zeros(n)], a2, len(ii) + 1,
+        ok2, x2, _, nit2 = dual_simplex(np.r_[np.ones(m), np.zeros(n)], a2, R + 1,
                                         np.r_[b, cap], np.zeros(0))
         nit += nit2
         if ok2:
