@@ -26,7 +26,7 @@ from .status import STATUS, Status, status_message
 from .multiunit import (MultiUnitArrays, MultiUnitMarket, PreferredBundles, indirect_utility,
                         lyapunov, preferred_bundles, stack_markets)
 from .auction import AuctionResult, buyer_optimal_equilibrium, reoptimize
-from .checks import check_walrasian, is_walrasian
+from .checks import check_walrasian, is_buyer_optimal, is_walrasian
 from .lp import lp_min_walrasian_prices
 
 # --- non-convex economies --------------------------------------------------------------
@@ -42,10 +42,10 @@ from .economy_json import load_economy, save_economy
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
-from .combinatorial import (DemandResult, ItemPriceAuctionResult, ItemPriceWelfareResult,
-                            OptimalAllocationResult, WalrasianResult, ascending_auction,
-                            best_item_price_welfare, bundle_demand, is_gross_substitutes,
-                            item_demand, optimal_allocation, walrasian_equilibrium)
+from .combinatorial import (DemandResult, OptimalAllocationResult, bundle_demand,
+                            is_gross_substitutes, item_demand, optimal_allocation)
+from .item_prices import (ItemPriceAuctionResult, ItemPriceWelfareResult, WalrasianResult,
+                          ascending_auction, best_item_price_welfare, walrasian_equilibrium)
 from .bundling import CWEResult, check_cwe, combinatorial_walrasian_equilibrium
 from . import cats, examples  # noqa: E402  (workload generators: jw.cats.regions(...), ...)
 
@@ -77,6 +77,7 @@ __all__ = [
     "MultiUnitMarket", "MultiUnitArrays", "PreferredBundles", "preferred_bundles",
     "indirect_utility", "lyapunov", "stack_markets", "AuctionResult",
     "buyer_optimal_equilibrium", "reoptimize", "check_walrasian", "is_walrasian",
+    "is_buyer_optimal",
     "lp_min_walrasian_prices",
     # menu economies
     "MenuEconomy", "MenuArrays", "demand_gaps", "dual_objective", "ConvexifiedResult",

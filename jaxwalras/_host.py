@@ -31,6 +31,7 @@ HOST_FUNCTIONS: dict[str, str] = {
     "check_walrasian": "a host call after the traced computation",
     "is_walrasian": "a host call after the traced computation",
     "lp_min_walrasian_prices": "jaxwalras.buyer_optimal_equilibrium outside jit",
+    "is_buyer_optimal": "a host call after the traced computation",
     "convexified_equilibrium": "jaxwalras.smoothed_equilibrium (differentiable, jittable)",
     "demand_gaps": "jaxwalras.kernels.menu.buyer_surplus / seller_profit (jittable)",
     "dual_objective": "jaxwalras.kernels.menu.dual_value (jittable)",

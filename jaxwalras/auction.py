@@ -27,9 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxwalras import auction_rounds as _rounds
+from jaxwalras import checks as _checks
 from jaxwalras import flows as _flows
-from jaxwalras._validation import as_int_array, check_choice, warn_deprecated
-from jaxwalras.multiunit import MultiUnitMarket, _check_prices
+from jaxwalras._validation import as_int_array, check_choice, check_integer, warn_deprecated
+from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_market, _check_prices
 from jaxwalras.status import Status
 
 __all__ = ["AuctionResult", "buyer_optimal_equilibrium", "reoptimize"]
@@ -52,8 +53,10 @@ class AuctionResult(NamedTuple):
         Maximum flows computed for the market (incl. the final allocation flow and
         step-search probes).
     status : ndarray of int64, shape (...)
-        :class:`jaxwalras.Status` code: ``OK``, ``ROUND_LIMIT`` or
-        ``START_ABOVE_OPTIMUM``.
+        :class:`jaxwalras.Status` code: ``OK`` (the final check certified the prices as
+        ``p*`` and the allocation as Walrasian), ``ROUND_LIMIT``,
+        ``START_ABOVE_OPTIMUM`` (only with ``on_bad_start="report"``) or
+        ``NOT_CERTIFIED``.
     converged : ndarray of bool, shape (...)
         ``status == OK``.
     timings : dict
@@ -66,23 +69,6 @@ class AuctionResult(NamedTuple):
     status: np.ndarray
     converged: np.ndarray
     timings: dict
-
-
-# ---------------------------------------------------------------------------- device --
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 #: The host-flow auction pipelines device and host work over two lanes of markets while
@@ -103,25 +89,24 @@ class _Lane:
         self.arcs: tuple[np.ndarray, ...] | None = None   # network arcs of ``active``
 
 
+#: ``step="unit"`` without jumps raises prices by one per round and may need up to
+#: ``max v + 1`` rounds; above this many (by default, when ``max_rounds`` is not given)
+#: it is refused with a pointer to ``step="long"``, which returns the same prices.
+UNIT_STEP_MAX_ROUNDS = 2**16
 
-
-
-
-# ------------------------------------------------------------------------------ host --
-
-
-
-
-
+#: default round budget of ``step="long"`` and ``step="search"``
+DEFAULT_MAX_ROUNDS = 1_000_000
 
 
 def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               step: Step = "long", warm_start: bool = True,
                               backend: Literal["auto", "device", "host"] = "auto",
                               flow_solver: Literal["scipy", "networkx"] = "scipy",
-                              max_rounds: int = 1_000_000,
+                              max_rounds: int | None = None,
                               allocation: bool = True,
-                              jumps: bool | None = None) -> AuctionResult:
+                              jumps: bool | None = None,
+                              on_bad_start: Literal["restart", "report"] = "restart"
+                              ) -> AuctionResult:
     """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
 
     Starting from ``start`` (default ``0``; any integer vector known to be ``<= p*``),
@@ -132,14 +117,23 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     buyer-optimal (componentwise least) Walrasian prices ``p*`` (Eickhoff et al., 2024,
     Thm. 4 and the remark after it).
 
+    Final check (host, exact integers, independent of the search): the allocation passes
+    every Walrasian condition (:func:`jaxwalras.checks.walrasian_ok`; without an allocation,
+    no set is overdemanded), and no price can be lowered
+    (:func:`jaxwalras.checks.least_prices_ok`: no nonempty ``X`` with ``p_j > 0`` on ``X``
+    and ``Lyap(p - 1_X) = Lyap(p)``, one max flow), which together certify ``p = p*``
+    (see :func:`jaxwalras.is_buyer_optimal`).  A start that is not ``<= p*`` is caught
+    there: the ascent cannot go down, so it ends above ``p*``.
+
     Parameters
     ----------
     market : MultiUnitMarket
         Any leading batch axes.
     start : array_like of int, shape (..., m), optional
-        Start prices, ``0 <= start <= p*``.  Use it to re-optimise after demands rose or
-        supplies fell (Eickhoff et al., 2024, Thm. 14): the old buyer-optimal prices are
-        then a valid start (see :func:`reoptimize`).
+        Start prices, ``0 <= start <= p*`` (integers at most ``MAX_VALUE``).  Use it to
+        re-optimise after demands rose or supplies fell (Eickhoff et al., 2024, Thm. 14):
+        the old buyer-optimal prices are then a valid start (see :func:`reoptimize`).
+        A start that turns out not to be ``<= p*`` is handled by ``on_bad_start``.
     step : {"long", "search", "unit"}
         ``"long"`` (default): raise ``X`` as far as the Lyapunov function keeps its slope
         along ``1_X`` (closed form on the device; no extra flows); ``"search"``: the
@@ -159,11 +153,16 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     flow_solver : {"scipy", "networkx"}
         Host max flows: ``scipy.sparse.csgraph.maximum_flow`` over the union network
         (default) or one networkx flow per market (the slow reference).
-    max_rounds : int
-        Safety bound on rounds (one overdemand check and raise each); markets that hit it
-        get ``status == ROUND_LIMIT``.  With host flows the check of the final prices is a
+    max_rounds : int, optional
+        Bound on rounds (one overdemand check and raise each); markets that hit it get
+        ``status == ROUND_LIMIT``.  With host flows the check of the final prices is a
         round of its own; the all-device auction checks them after its last round, so a
-        market that reaches ``p*`` in exactly ``max_rounds`` raises is done.
+        market that reaches ``p*`` in exactly ``max_rounds`` raises is done.  Default:
+        for ``step="unit"`` enough for every market, ``max v + 2`` (unit raises from
+        ``p0 <= p*`` make exactly ``max_j (p*_j - p0_j) <= max v`` raises; Murota,
+        Shioura and Yang, 2016); without jumps and above ``UNIT_STEP_MAX_ROUNDS = 2**16``
+        that is refused (``ValueError``) rather than run for minutes: use
+        ``step="long"`` (same prices) or pass ``max_rounds``.  Otherwise ``1_000_000``.
     allocation : bool
         Also compute a Walrasian allocation (one more union max flow).
     jumps : bool, optional
@@ -174,6 +173,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         unchanged, but far fewer rounds and max flows are needed.  Default: on for
         ``step="long"``, off for ``"unit"`` and ``"search"`` (the textbook auctions whose
         raise counts the theory gives).
+    on_bad_start : {"restart", "report"}
+        What to do with a market whose final check fails after a nonzero ``start`` (the
+        start was not ``<= p*``): ``"restart"`` (default) solves it again from ``0`` and
+        certifies that answer (its ``iterations`` and ``max_flows`` include both runs);
+        ``"report"`` keeps where the ascent stopped and sets ``status =
+        START_ABOVE_OPTIMUM``.  A market that fails the check from ``0`` gets
+        ``NOT_CERTIFIED`` (never expected).
 
     Returns
     -------
@@ -184,12 +190,17 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     Raises
     ------
     TypeError, ValueError
-        A bad market or option (the message names it).
+        A bad market or option (the message names it), or ``step="unit"`` without jumps
+        on values that may need more than ``UNIT_STEP_MAX_ROUNDS`` rounds (see
+        ``max_rounds``).
 
     References
     ----------
     K. Eickhoff, S. T. McCormick, B. Peis, N. Rieken and L. Vargas Koch, "A flow-based
     ascending auction to compute buyer-optimal Walrasian prices", Networks 84(2), 2024.
+
+    K. Murota, A. Shioura and Z. Yang, "Time bounds for iterative auctions: a unified
+    approach by discrete convex analysis", Discrete Optimization 19, 2016.
 
     Examples
     --------
@@ -197,15 +208,19 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     >>> mkt = jw.MultiUnitMarket([[4, 4], [5, 3]], demands=[2, 1], supplies=[1, 1])
     >>> jw.buyer_optimal_equilibrium(mkt).prices.tolist()
     [4, 2]
+    >>> res = jw.buyer_optimal_equilibrium(mkt, start=[9, 9])   # not <= p*: repaired
+    >>> res.prices.tolist(), bool(res.converged)
+    ([4, 2], True)
     """
-    if not isinstance(market, MultiUnitMarket):
-        raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
+    _check_market(market)
     check_choice(step, "step", ("long", "search", "unit"))
+    check_choice(on_bad_start, "on_bad_start", ("restart", "report"))
     if backend in ("scipy", "networkx"):
         warn_deprecated(f'backend="{backend}"', f'backend="host", flow_solver="{backend}"')
         backend, flow_solver = "host", backend
     check_choice(backend, "backend", ("auto", "device", "host"))
     check_choice(flow_solver, "flow_solver", ("scipy", "networkx"))
+    backend_arg = backend
     if backend == "device" and market.n_objects > 16:
         raise ValueError(f"backend: 'device' enumerates 2^m object sets and allows at most 16 "
                          f"objects, the market has {market.n_objects}; use 'host'")
@@ -218,12 +233,27 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                    else "host")
     # internally: "device", or the host flow solver's name
     backend = flow_solver if backend == "host" else backend
-    if not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
-        raise ValueError(f"max_rounds: must be a positive integer, got {max_rounds!r}")
     if jumps is None:
         jumps = step == "long"
     if not isinstance(jumps, (bool, np.bool_)):
         raise TypeError(f"jumps: must be True, False or None, got {jumps!r}")
+    for nm, flag in (("warm_start", warm_start), ("allocation", allocation)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{nm}: must be True or False, got {flag!r}")
+    if max_rounds is None:
+        if step == "unit":
+            vmax = int(np.max(market.values, initial=0))
+            max_rounds = vmax + 2
+            if not jumps and max_rounds > UNIT_STEP_MAX_ROUNDS:
+                raise ValueError(
+                    f"step: 'unit' raises prices by one per round (one max flow each) and "
+                    f"may need up to max v + 2 = {max_rounds} rounds here, more than "
+                    f"UNIT_STEP_MAX_ROUNDS = {UNIT_STEP_MAX_ROUNDS}; use step='long' (the "
+                    f"same prices in far fewer rounds), jumps=True, or pass max_rounds "
+                    f"explicitly to run it anyway")
+        else:
+            max_rounds = DEFAULT_MAX_ROUNDS
+    max_rounds = check_integer(max_rounds, "max_rounds", lo=1)
     batch = market.batch_shape
     n, m = market.n_buyers, market.n_objects
     B = int(np.prod(batch, dtype=np.int64))
@@ -242,11 +272,20 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     nflows = np.zeros(B, np.int64)
     status = np.zeros(B, np.int64)
     if B == 0 or n == 0 or m == 0:
+        # no buyers: p* = 0 (Lyap(p) = s.p); the ascent would not move from the start
+        bad = prices.any(-1)
+        if on_bad_start == "report":
+            status[bad] = Status.START_ABOVE_OPTIMUM
+        else:
+            prices[:] = 0
         alloc = np.zeros((B, n, m), np.int64)
         return _finish(batch, n, m, prices, alloc, iterations, nflows, status, {})
 
-    # bisection steps for the singleton jumps (2**nbits > every payoff + 2), rounded up
-    # to an even count so that similar value ranges share one compiled kernel
+    # Bisection steps for the singleton jumps (2**nbits > every payoff + 2), rounded up
+    # to an even count so that similar value ranges share one compiled kernel.  nbits
+    # comes from the batch's largest value, but it only has to be large enough for each
+    # market: the bisection of a market stops moving once its bracket closes (hi - lo
+    # <= 1), so extra steps leave every market's jump, and its answer, unchanged.
     nbits = 0
     if jumps:
         nbits = int(int(np.max(market.values, initial=0)) + 2).bit_length()
@@ -258,7 +297,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         p_fin, raises, running, rounds, b = _rounds.device_auction(
             v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
-            int(min(max_rounds, 2**31 - 1)), nbits)
+            jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32), nbits)
         prices = np.array(p_fin, np.int64)
         iterations = np.array(raises, np.int64)
         strict, marginal, r, case_a = _rounds.to_host(b)
@@ -363,31 +402,57 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         rounds = max(rounds, lane.rounds)
 
     alloc = np.zeros((B, n, m), np.int64)
-    if allocation:
-        t0 = time.perf_counter()
-        ok = np.nonzero(status == 0)[0]
-        if len(ok):
-            net = _flows.allocation_network(strict[ok], marginal[ok], case_a[ok], d_np[ok],
-                                            s_np[ok], prices[ok])
-            flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend, cut=False)
-            # The dummy buyer may hold zero-price units that a case-B buyer with spare
-            # demand would accept at zero payoff. Augment over the real arcs only, from the
-            # real part of this flow: augmenting paths never unsaturate the forced
-            # (source / positive-price sink) arcs, and the result sells as much as
-            # possible, sum x = min(sum s, sum d).
-            real = np.isin(net.kind, (_flows.SRC_F, _flows.SRC_M, _flows.F_OBJ,
-                                      _flows.M_OBJ, _flows.OBJ_SNK))
-            sub = _flows.restrict(net, real)
-            f_real = _flows.conserve(sub, np.where(np.isin(sub.kind, (_flows.F_OBJ, _flows.M_OBJ)),
-                                                   flow[real], 0))
-            f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real,
-                                                 cut=False)
-            nflows[ok] += 2
-            alloc[ok] = _flows.buyer_object_flows(sub, f_real, len(ok), n, m)
-            status[ok[~saturated]] = Status.START_ABOVE_OPTIMUM
-        t_alloc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ok = np.nonzero(status == 0)[0]
+    if allocation and len(ok):
+        net = _flows.allocation_network(strict[ok], marginal[ok], case_a[ok], d_np[ok],
+                                        s_np[ok], prices[ok])
+        flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend, cut=False)
+        # The dummy buyer may hold zero-price units that a case-B buyer with spare
+        # demand would accept at zero payoff. Augment over the real arcs only, from the
+        # real part of this flow: augmenting paths never unsaturate the forced
+        # (source / positive-price sink) arcs, and the result sells as much as
+        # possible, sum x = min(sum s, sum d).
+        real = np.isin(net.kind, (_flows.SRC_F, _flows.SRC_M, _flows.F_OBJ,
+                                  _flows.M_OBJ, _flows.OBJ_SNK))
+        sub = _flows.restrict(net, real)
+        f_real = _flows.conserve(sub, np.where(np.isin(sub.kind, (_flows.F_OBJ, _flows.M_OBJ)),
+                                               flow[real], 0))
+        f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real,
+                                             cut=False)
+        nflows[ok] += 2
+        alloc[ok] = _flows.buyer_object_flows(sub, f_real, len(ok), n, m)
+    t_alloc = time.perf_counter() - t0
+    # Final check, on the host in exact integers and independent of the search: the
+    # prices are Walrasian (the allocation passes every condition; without one, no set
+    # is overdemanded) and no price can be lowered (least minimiser of Lyap), i.e. p = p*.
+    t0 = time.perf_counter()
+    if len(ok):
+        v_np = np.asarray(v, np.int64)
+        good = _checks.certify_prices(v_np[ok], d_np[ok], s_np[ok], prices[ok],
+                                      alloc[ok] if allocation else None)
+        nflows[ok] += 1 if allocation else 2
+        bad = ok[~good]
+        from_start = p0[bad].any(-1)
+        status[bad[~from_start]] = Status.NOT_CERTIFIED
+        bad_start = bad[from_start]
+        if len(bad_start) and on_bad_start == "report":
+            status[bad_start] = Status.START_ABOVE_OPTIMUM
+        elif len(bad_start):
+            sub_market = MultiUnitMarket.tree_unflatten(
+                None, (v[bad_start], d[bad_start], s[bad_start]))
+            again = buyer_optimal_equilibrium(
+                sub_market, step=step, warm_start=warm_start, backend=backend_arg,
+                flow_solver=flow_solver, max_rounds=max_rounds, allocation=allocation,
+                jumps=jumps)
+            prices[bad_start] = again.prices
+            alloc[bad_start] = again.allocation
+            iterations[bad_start] += again.iterations
+            nflows[bad_start] += again.max_flows
+            status[bad_start] = again.status
+    t_check = time.perf_counter() - t0
     timings = {"device_kernels": t_dev, "max_flows": t_flow, "allocation": t_alloc,
-               "rounds": rounds}
+               "final_check": t_check, "rounds": rounds}
     return _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings)
 
 
@@ -395,18 +460,6 @@ def _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings) -> 
     return AuctionResult(prices.reshape(batch + (m,)), alloc.reshape(batch + (n, m)),
                          iterations.reshape(batch), nflows.reshape(batch),
                          status.reshape(batch), (status == 0).reshape(batch), timings)
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _search_steps(v, d, s, prices, rows, X, s_np, backend):
@@ -463,7 +516,9 @@ def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUn
     new_market : MultiUnitMarket
         Same shapes and values as ``old_market``; demands not lower, supplies not higher.
     old_prices : array_like of int, shape (..., m)
-        The buyer-optimal prices of ``old_market``.
+        The buyer-optimal prices of ``old_market``.  Other prices are caught by the final
+        check when they are not ``<= p*`` of ``new_market``, and then handled by
+        ``on_bad_start`` (default: solved again from ``0``).
     **kwargs
         Options of :func:`buyer_optimal_equilibrium`.
 
@@ -485,9 +540,8 @@ def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUn
     >>> jw.reoptimize(old, [4, 2], new).prices.tolist()
     [4, 3]
     """
-    for nm, mk in (("old_market", old_market), ("new_market", new_market)):
-        if not isinstance(mk, MultiUnitMarket):
-            raise TypeError(f"{nm}: expected MultiUnitMarket, got {type(mk).__name__}")
+    _check_market(old_market, "old_market")
+    _check_market(new_market, "new_market")
     if (old_market.values.shape != new_market.values.shape
             or old_market.supplies.shape != new_market.supplies.shape):
         raise ValueError("new_market: must have the same shape as old_market "
@@ -503,7 +557,7 @@ def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUn
     if np.any(ns > os_):
         raise ValueError("new_market: some supply rose; old prices are then not a valid start "
                          "(monotonicity runs the other way). Solve from scratch instead.")
-    p = as_int_array(old_prices, "old_prices", min_ndim=1)
+    p = as_int_array(old_prices, "old_prices", min_ndim=1, max_abs=MAX_VALUE)
     if p.shape != os_.shape:
         raise ValueError(f"old_prices: shape {p.shape} does not match supplies {os_.shape}")
     p = np.where(ns == 0, 0, p)

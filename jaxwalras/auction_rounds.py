@@ -86,10 +86,11 @@ ACCEL_CHUNK = 4096
 DEVICE_MAX_OBJECTS = 12
 
 
-@partial(jax.jit, static_argnames=("step", "max_rounds", "nbits"))
-def device_auction(v, d, s, p0, step: str, max_rounds: int, nbits: int = 0):
+@partial(jax.jit, static_argnames=("step", "nbits"))
+def device_auction(v, d, s, p0, step: str, max_rounds, nbits: int = 0):
     """The whole ascending auction on the device for a batch (left-most cuts by subset
-    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running."""
+    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running.
+    ``max_rounds`` is traced (one compilation for every budget)."""
     m = v.shape[-1]
     table = _cuts.subset_table(m)
     cuts = jax.vmap(_cuts.leftmost_cut, in_axes=(0, 0, 0, 0, None))

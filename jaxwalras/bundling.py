@@ -22,8 +22,8 @@ from . import _validation as _v
 from ._batching import padded_size
 from .combinatorial import optimal_allocation
 from .kernels import setfunc as _k
-from .setfunction import (SetFunctionMarket, allocation_welfare, as_market, check_allocation,
-                          set_bits, value_scale)
+from .setfunction import (SetFunctionMarket, allocation_welfare, as_market, buyer_scale,
+                          check_allocation, check_rtol, set_bits, value_scale)
 from .status import Status
 
 __all__ = ["CWEResult", "combinatorial_walrasian_equilibrium", "check_cwe"]
@@ -50,16 +50,21 @@ class CWEResult(NamedTuple):
     revenue : ndarray, shape (...)
         Sum of the prices of sold bundles.
     max_regret : ndarray, shape (...)
-        ``max_i`` (best utility over sets of bundles - held utility), float64 on the host.
-    tol : ndarray, shape (...)
-        The tolerance the equilibrium holds to (the requested one unless loosened).
+        ``max_i regret_i`` (money units).
+    tol : ndarray, shape (..., n)
+        Each buyer's tolerance the equilibrium holds to: the requested
+        ``rtol * max_S v_i(S)`` unless loosened.
     converged : ndarray of bool, shape (...)
-        The dynamics finished and ``max_regret`` is within the REQUESTED tolerance.
+        The dynamics finished and every buyer's ``regret_i`` is within her REQUESTED
+        tolerance.
     iterations : ndarray of int, shape (...)
         Purchases made.
     status : ndarray of int, shape (...)
         ``OK``; ``TOLERANCE_LOOSENED`` (a price war forced a looser ``tol``, to which the
-        equilibrium holds); ``NOT_CERTIFIED`` (the regret exceeds ``tol``).
+        equilibrium holds); ``NOT_CERTIFIED`` (a regret exceeds ``tol``).
+    regret : ndarray, shape (..., n)
+        Each buyer's best utility over all sets of bundles minus her held utility,
+        recomputed on the host in float64 from the original values.
     """
     bundles: np.ndarray
     prices: np.ndarray
@@ -73,6 +78,7 @@ class CWEResult(NamedTuple):
     converged: np.ndarray
     iterations: np.ndarray
     status: np.ndarray
+    regret: np.ndarray
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps", "select"))
@@ -100,35 +106,32 @@ def _cwe_utils_host(values: np.ndarray, bundles: np.ndarray, prices: np.ndarray,
     return best, util
 
 
-def _cwe_regret_host(values: np.ndarray, bundles: np.ndarray, prices: np.ndarray,
-                     holder: np.ndarray) -> np.ndarray:
-    """``max_i`` (best utility over sets of bundles - held utility), float64, ``(B,)``."""
-    best, util = _cwe_utils_host(values, bundles, prices, holder)
-    return (best - util).max(-1)
-
-
 def _price_war_jump(values: np.ndarray, bundles: np.ndarray, prices: np.ndarray,
                     holder: np.ndarray, tol: np.ndarray, levels: int = 30) -> np.ndarray:
     """Jump a price war ahead (host, vectorised over markets).
 
-    Raise by the same ``delta`` every sold bundle whose holder has utility above ``tol``,
-    with ``delta`` the largest of ``G, G/2, G/4, ...`` (``G`` = the largest utility any buyer
-    can get) after which every holder is still within ``tol`` of her best. The result keeps
-    all invariants of the dynamics (holders within ``tol``; sold bundles cost at least their
-    parts' reserves; unsold parts untouched) and raises revenue, so it only shortens the
-    English-auction-like climb in steps of ``tol``. Returns the new prices ``(B, K)``."""
+    Raise by the same ``delta`` every sold bundle whose holder has utility above her
+    ``tol_i`` (``tol`` is ``(B, n)``), with ``delta`` the largest of ``G, G/2, G/4, ...``
+    (``G`` = the largest utility any buyer can get) after which every holder is still
+    within her ``tol_i`` of her best. The result keeps all invariants of the dynamics
+    (holders within tolerance; sold bundles cost at least their parts' reserves; unsold
+    parts untouched) and raises revenue, so it only shortens the English-auction-like climb
+    in steps of ``tol``. Returns the new prices ``(B, K)``."""
     best, util = _cwe_utils_host(values, bundles, prices, holder)
     nb, n = util.shape
-    hold_util = np.where(holder >= 0, np.take_along_axis(
-        util, np.maximum(holder, 0), axis=-1), -np.inf)                 # (B, K)
-    raise_set = (holder >= 0) & (hold_util > tol[:, None])
+    hpos = np.maximum(holder, 0)
+    hold_util = np.where(holder >= 0, np.take_along_axis(util, hpos, axis=-1), -np.inf)
+    hold_tol = np.take_along_axis(tol, hpos, axis=-1)                   # (B, K)
+    raise_set = (holder >= 0) & (hold_util > hold_tol)
+    # the smallest step the dynamics would take in this war anyway
+    step = np.where(raise_set, hold_tol, np.inf).min(-1)
     g = best.max(-1)
     out = prices.copy()
-    todo = raise_set.any(-1) & (g > tol)
+    todo = raise_set.any(-1) & (g > step)
     base = raise_set.copy()
     for lev in range(levels):
         delta = g * 0.5 ** lev
-        todo &= delta > tol               # raises below tol are what the dynamics do anyway
+        todo &= delta > step              # raises below tol are what the dynamics do anyway
         rs = base.copy()
         for _ in range(n):                # drop holders the raise would upset, retry
             if not todo.any():
@@ -137,7 +140,7 @@ def _price_war_jump(values: np.ndarray, bundles: np.ndarray, prices: np.ndarray,
             b2, u2 = _cwe_utils_host(values[todo], bundles[todo], cand[todo], holder[todo])
             bad = np.zeros((nb, n), bool)
             is_holder = (holder[todo][:, None, :] == np.arange(n)[:, None]).any(-1)
-            bad[todo] = ((b2 - u2) > tol[todo, None]) & is_holder   # empty-handed may want
+            bad[todo] = ((b2 - u2) > tol[todo]) & is_holder   # empty-handed may want
             ok = todo & ~bad.any(-1) & rs.any(-1)
             out[ok] = cand[ok]
             todo &= ~ok
@@ -145,7 +148,7 @@ def _price_war_jump(values: np.ndarray, bundles: np.ndarray, prices: np.ndarray,
             rs &= ~upset
             todo &= rs.any(-1)
         todo = (~np.isin(np.arange(nb), np.nonzero(out.sum(-1) != prices.sum(-1))[0])
-                & base.any(-1) & (g > tol))
+                & base.any(-1) & (g > step))
     return out
 
 
@@ -176,11 +179,15 @@ class _CWERun(NamedTuple):
 def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
              patience: int) -> _CWERun:
     """Drive :func:`kernels.setfunc.cwe_dynamics` in chunks of ``chunk`` rounds until every
-    market is done. Finished markets are compacted away once at most a quarter of the working
-    batch is still running (working sizes are powers of two >= 8, so few recompilations):
-    a few long price wars do not keep the whole batch busy. Every ``2 (n + K)`` purchases
-    without finishing a market's price war is jumped ahead (:func:`_price_war_jump`); its
-    ``tol`` is raised 10x every ``patience`` purchases it makes without finishing."""
+    market is done (``fv``, the prices in ``full`` and the per-buyer ``tol`` ``(B, n)`` in
+    units of each market's scale). Finished markets are compacted away once at most a
+    quarter of the working batch is still running (working sizes are powers of two >= 8,
+    so few recompilations): a few long price wars do not keep the whole batch busy. Every
+    market runs the same rounds per call alone or in any batch, and every decision below
+    uses only its own counters, so batch mates change nothing. Every ``2 (n + K)``
+    purchases without finishing a market's price war is jumped ahead
+    (:func:`_price_war_jump`); its ``tol`` is raised 10x every ``patience`` purchases it
+    makes without finishing."""
     nb = fv.shape[0]
     full = _k.CWEState(*(np.array(x) for x in full))
     tol = tol.copy()
@@ -211,7 +218,7 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
                     jnp.asarray(newp, st.prices.dtype)))
                 last_jump[mk] = steps[pos]
             esc = ~done & (steps - last_esc[live] >= patience)   # cut a long price war short
-            tol[live] = np.where(esc, tol[live] * 10.0, tol[live])
+            tol[live] = np.where(esc[:, None], tol[live] * 10.0, tol[live])
             last_esc[live] = np.where(esc, steps, last_esc[live])
             n_left = int((~done).sum())
             if n_left == 0 or (len(idx) > 8 and n_left <= len(idx) // 4):
@@ -245,28 +252,35 @@ def combinatorial_walrasian_equilibrium(
        priced ``max(v_i(U) - u_out, p(D) + tol)`` with ``u_out`` her best utility from bundles
        disjoint from ``D``.
 
-    (The device dynamics use ``tol/2`` so float rounding stays inside ``tol``.)
-    Invariants: holders' alternatives only get dearer (merged bundles cost at least their
-    parts), so a holder stays within ``tol`` of her best; sold bundles cost at least the
-    reserves of their parts; an unsold part ``X_j`` is still at reserve, which leaves buyer
-    ``j`` utility ``>= v_j(X_j)/2 - tol``. Hence ``welfare = utilities + revenue >=
-    SW(start)/2 - n tol``, and (exact ties included) every purchase raises revenue by at
-    least ``tol`` while revenue ``<= OPT``: the dynamics stop within ``OPT/tol + n``
-    purchases.
+    Tolerance: each buyer's ``tol_i = rtol * max_S v_i(S)``, relative to her own scale
+    because the condition compares her payoffs only (``rtol`` default ``1e-6`` with
+    float64, ``1e-5`` with float32 device arithmetic).  ``tol_i`` replaces ``tol`` above
+    for buyer ``i``: she buys when she gains more than ``tol_i``, at a price at least
+    ``tol_i`` above the pieces (the device dynamics use ``tol/2`` so float rounding stays
+    inside ``tol``).
 
-    Tolerance: ``tol = rtol * max(1, max|v|)`` per market (``rtol`` default ``1e-6`` with
-    float64, ``1e-5`` with float32 device arithmetic). Price wars (several buyers competing
-    for interchangeable bundles -- common with exact ties, e.g. CATS scheduling -- would
-    climb in steps of ``tol``, like an English auction) are jumped ahead on the host: after
-    ``2 (n + m)`` purchases without finishing, every sold bundle whose holder can afford it is
-    raised by the largest ``delta`` in ``G, G/2, G/4, ...`` that keeps every holder within
-    ``tol`` of her best (this keeps all the invariants above and only raises revenue). As a
-    last resort, every ``patience`` purchases (default ``500 + 20 (n + m)``) without
-    finishing multiply that market's ``tol`` by 10; ``result.tol`` reports the tolerance each
-    market's equilibrium holds to (the requested one unless an escalation was needed).
-    Markets that finish are compacted out of the device batch, so a few long runs do not
-    keep the whole batch busy.
-    ``result.max_regret <= tol`` certifies the equilibrium (recomputed on the host in float64).
+    Invariants: holders' alternatives only get dearer (merged bundles cost at least their
+    parts), so a holder stays within ``tol_i`` of her best; sold bundles cost at least the
+    reserves of their parts; an unsold part ``X_j`` is still at reserve, which leaves buyer
+    ``j`` utility ``>= v_j(X_j)/2 - tol_j``. Hence ``welfare = utilities + revenue >=
+    SW(start)/2 - sum_i tol_i``, and (exact ties included) every purchase by ``i`` raises
+    revenue by at least ``tol_i`` while revenue ``<= OPT``: the dynamics stop.
+
+    Numerics: the device dynamics run on each market's values and prices divided by its
+    largest ``|value|`` (any money unit, values beyond the float32 range), alone or in any
+    batch with the same rounds per call; the certificate is recomputed on the host in
+    float64 from the original values.  Price wars (several buyers competing for
+    interchangeable bundles -- common with exact ties, e.g. CATS scheduling -- would climb
+    in steps of ``tol``, like an English auction) are jumped ahead on the host: after
+    ``2 (n + m)`` purchases without finishing, every sold bundle whose holder can afford it
+    is raised by the largest ``delta`` in ``G, G/2, G/4, ...`` that keeps every holder
+    within her tolerance (this keeps all the invariants above and only raises revenue). As
+    a last resort, every ``patience`` purchases (default ``500 + 20 (n + m)``) without
+    finishing multiply that market's tolerances by 10; ``result.tol`` reports the tolerance
+    each buyer's equilibrium condition holds to, and such a market is not ``converged``
+    (status ``TOLERANCE_LOOSENED``).  Markets that finish are compacted out of the device
+    batch, so a few long runs do not keep the whole batch busy.
+    ``result.regret <= tol`` certifies the equilibrium (recomputed on the host in float64).
 
     Parameters
     ----------
@@ -275,7 +289,7 @@ def combinatorial_walrasian_equilibrium(
     start : array_like of int, shape (..., n), optional
         Start allocation (bitmasks); default the optimal allocation.
     rtol : float, optional
-        Relative tolerance (see above).
+        Relative tolerance (see above), a finite number in ``(0, 1)``.
     rounds_per_call : int
         Purchase rounds per device call (formerly ``chunk``).
     patience : int, optional
@@ -284,8 +298,14 @@ def combinatorial_walrasian_equilibrium(
     Returns
     -------
     CWEResult
-        ``converged`` holds only where the equilibrium holds to the REQUESTED tolerance;
-        a loosened one is reported with ``status = TOLERANCE_LOOSENED``.
+        ``converged`` holds only where the equilibrium holds to the REQUESTED tolerance of
+        every buyer; a loosened one is reported with ``status = TOLERANCE_LOOSENED``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a market; a start that is not disjoint bitmasks of the right shape; ``rtol``,
+        ``rounds_per_call`` or ``patience`` out of range (the message names it).
 
     References
     ----------
@@ -297,6 +317,10 @@ def combinatorial_walrasian_equilibrium(
     >>> cwe = jw.combinatorial_walrasian_equilibrium(jw.examples.shirts(5))
     >>> cwe.bundles.tolist(), float(cwe.welfare)
     ([31, 0, 0, 0, 0], 5.0)
+    >>> small = jw.combinatorial_walrasian_equilibrium(
+    ...     jw.SetFunctionMarket(jw.examples.shirts(5).values * 1e-6))
+    >>> small.bundles.tolist(), bool(small.converged), round(float(small.welfare), 12)
+    ([31, 0, 0, 0, 0], True, 5e-06)
     """
     market = as_market(market)
     vals = market.values
@@ -313,21 +337,20 @@ def combinatorial_walrasian_equilibrium(
     if chunk is not None:
         _v.warn_deprecated("chunk=", "rounds_per_call=")
         rounds_per_call = chunk
-    if not isinstance(rounds_per_call, (int, np.integer)) or rounds_per_call < 1:
-        raise ValueError(f"rounds_per_call: must be a positive int, got {rounds_per_call!r}")
+    rounds_per_call = _v.check_integer(rounds_per_call, "rounds_per_call", lo=1)
     patience = 500 + 20 * (n + m) if patience is None else patience
-    if not isinstance(patience, (int, np.integer)) or patience < 1:
-        raise ValueError(f"patience: must be a positive int, got {patience!r}")
+    patience = _v.check_integer(patience, "patience", lo=1)
     if rtol is None:
         rtol = 1e-6 if jnp.result_type(float) == jnp.float64 else 1e-5
-    rtol = float(rtol)
-    if not rtol > 0:
-        raise ValueError(f"rtol: must be > 0 (exact ties need a tolerance), got {rtol}")
+    rtol = check_rtol(rtol)
     start_w = allocation_welfare(market, start_alloc)
 
     fv = vals.reshape((-1, n, 2 ** m))
     nb = fv.shape[0]
-    parts = _initial_parts(fv, start_alloc.reshape(nb, n))
+    scale = value_scale(fv)
+    sc = np.where(scale > 0, scale, 1.0)
+    fv_n = fv / sc[:, None, None]            # the dynamics see each market in its own unit
+    parts = _initial_parts(fv_n, start_alloc.reshape(nb, n))
     # slot layout: K = m slots; the parts first (in buyer order), then empty slots
     bundles = np.zeros((nb, m), np.int64)
     prices = np.zeros((nb, m))
@@ -335,54 +358,59 @@ def combinatorial_walrasian_equilibrium(
         nz = [i for i in range(n) if parts[b, i]]
         for s, i in enumerate(nz):
             bundles[b, s] = parts[b, i]
-            prices[b, s] = fv[b, i, parts[b, i]] / 2.0
+            prices[b, s] = fv_n[b, i, parts[b, i]] / 2.0
     ftype = jnp.result_type(float)
-    scale = value_scale(fv)
-    tol = rtol * scale
+    tol_req = rtol * buyer_scale(fv)                                      # (B, n)
     full = _k.CWEState(bundles.astype(np.int32), prices, np.full((nb, m), -1, np.int32),
                        np.zeros(nb, bool), np.zeros(nb, np.int32))
-    tol_req = tol.copy()
-    full = _run_cwe(fv, full, tol, ftype, int(rounds_per_call), int(patience))
-    tol = full.tol
+    full = _run_cwe(fv_n, full, tol_req / sc[:, None], ftype, rounds_per_call, patience)
+    tol = full.tol * sc[:, None]
     state = full.state
     b_out = np.asarray(state.bundles).astype(np.int64)
-    p_out = np.asarray(state.prices, np.float64)
+    p_out = np.asarray(state.prices, np.float64) * sc[:, None]
     h_out = np.asarray(state.holder).astype(np.int64)
     done = np.asarray(state.done)
-    regret = _cwe_regret_host(fv, b_out, p_out, h_out)
+    best, util = _cwe_utils_host(fv, b_out, p_out, h_out)
+    regret = best - util                                                  # (B, n)
     held = h_out[:, None, :] == np.arange(n)[:, None]
     alloc = np.where(held, b_out[:, None, :], 0).sum(axis=-1)
     welfare = np.take_along_axis(fv, alloc[..., None], axis=-1)[..., 0].sum(axis=-1)
     revenue = np.where(h_out >= 0, p_out, 0.0).sum(axis=-1)
-    holds = done & (regret <= tol)
-    conv = holds & (regret <= tol_req)
+    holds = done & (regret <= tol).all(-1)
+    conv = holds & (regret <= tol_req).all(-1)
     status = np.where(conv, Status.OK, np.where(holds, Status.TOLERANCE_LOOSENED,
                                                 Status.NOT_CERTIFIED)).astype(np.int64)
     return CWEResult(b_out.reshape(bs + (m,)), p_out.reshape(bs + (m,)),
                      h_out.reshape(bs + (m,)), alloc.reshape(bs + (n,)),
                      welfare.reshape(bs), start_w.reshape(bs), revenue.reshape(bs),
-                     regret.reshape(bs), tol.reshape(bs), conv.reshape(bs),
-                     np.asarray(state.steps).astype(np.int64).reshape(bs), status.reshape(bs))
+                     regret.max(-1).reshape(bs), tol.reshape(bs + (n,)), conv.reshape(bs),
+                     np.asarray(state.steps).astype(np.int64).reshape(bs), status.reshape(bs),
+                     regret.reshape(bs + (n,)))
 
 
 def check_cwe(market: SetFunctionMarket, bundles: Any, prices: Any, holder: Any,
-              atol: float = 1e-9, *, tol: float | None = None) -> list[str]:
+              atol: float = 0.0, *, rtol: float = 1e-9, tol: float | None = None
+              ) -> list[str]:
     """List the violated CWE conditions of one market (empty list = a valid CWE).
 
     Host brute force: the bundles partition the items; every buyer's held set of bundles has
-    utility within ``atol`` of her best set of bundles (enumerated over all ``2^K`` subsets).
+    utility within ``atol + rtol * max_S v_i(S)`` (her own scale) of her best set of
+    bundles (enumerated over all ``2^K`` subsets).
 
     Parameters
     ----------
     market : SetFunctionMarket
         One market (no batch axes).
     bundles : array_like of int, shape (K,)
-        Disjoint bitmasks (0 = empty slot).
+        Disjoint bitmasks (0 = empty slot), ``K <= 16``.
     prices : array_like, shape (K,)
+        Finite bundle prices.
     holder : array_like of int, shape (K,)
         Buyer holding each bundle, -1 = unsold.
     atol : float
-        Absolute tolerance in money.
+        Absolute tolerance in money, ``>= 0``.
+    rtol : float
+        Tolerance relative to each buyer's largest value, in ``[0, 1)``.
     tol : float, optional
         Deprecated name of ``atol``.
 
@@ -390,6 +418,12 @@ def check_cwe(market: SetFunctionMarket, bundles: Any, prices: Any, holder: Any,
     -------
     list of str
         One message per violated condition.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a single market, arrays of the wrong shape or type, holders that are not
+        buyers, or bad tolerances.
 
     Examples
     --------
@@ -403,11 +437,23 @@ def check_cwe(market: SetFunctionMarket, bundles: Any, prices: Any, holder: Any,
     if tol is not None:
         _v.warn_deprecated("tol=", "atol=")
         atol = tol
+    atol = _v.check_number(atol, "atol", lo=0.0)
+    rtol = check_rtol(rtol, allow_zero=True)
     if market.batch_shape:
         raise ValueError("check_cwe: pass a single market (index the batch first)")
-    b = np.asarray(bundles, np.int64)
-    p = np.asarray(prices, np.float64)
-    h = np.asarray(holder, np.int64)
+    b = _v.as_int_array(bundles, "bundles", min_ndim=1)
+    p = _v.as_float_array(prices, "prices", min_ndim=1, allow_bool=False)
+    h = _v.as_int_array(holder, "holder", min_ndim=1, nonnegative=False)
+    if not (b.ndim == p.ndim == h.ndim == 1 and len(b) == len(p) == len(h) <= 16):
+        raise ValueError(f"bundles, prices, holder: need three 1-d arrays of the same length "
+                         f"K <= 16, got shapes {b.shape}, {p.shape}, {h.shape}")
+    if b.size and b.max() >= 2 ** market.n_items:
+        raise ValueError(f"bundles: bitmasks must be < 2**m = {2 ** market.n_items}, found "
+                         f"{int(b.max())}")
+    if h.size and (h.min() < -1 or h.max() >= market.n_buyers):
+        raise ValueError(f"holder: entries must be -1 (unsold) or a buyer in "
+                         f"[0, {market.n_buyers - 1}]")
+    slack = atol + rtol * buyer_scale(market.values)
     out = []
     if np.bitwise_or.reduce(b) != 2 ** market.n_items - 1 or b.sum() != np.bitwise_or.reduce(b):
         out.append("bundles do not partition the items")
@@ -417,6 +463,6 @@ def check_cwe(market: SetFunctionMarket, bundles: Any, prices: Any, holder: Any,
         u_held = market.values[i, int(b[mine].sum())] - p[mine].sum()
         best = max(market.values[i, int(b[list(c)].sum())] - p[list(c)].sum()
                    for r in range(len(live) + 1) for c in itertools.combinations(live, r))
-        if best > u_held + atol:
+        if best > u_held + slack[i]:
             out.append(f"buyer {i} holds utility {u_held:.6g} but can get {best:.6g}")
     return out

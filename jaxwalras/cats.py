@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._validation import check_number as _check_number
 from .setfunction import MAX_ITEMS, SetFunctionMarket
 
 __all__ = ["arbitrary", "regions", "paths", "scheduling", "GENERATORS"]
@@ -51,10 +52,21 @@ def _check_int(x, name: str, lo: int, hi: int | None = None) -> int:
 
 
 def _check_prob(x, name: str) -> float:
-    x = float(x)
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"{name}: must be a probability in [0, 1], got {x}")
-    return x
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool):
+        if not 0.0 <= float(x) <= 1.0:          # (NaN fails too)
+            raise ValueError(f"{name}: must be a probability in [0, 1], got {x!r}")
+    return _check_number(x, name, lo=0.0, hi=1.0)
+
+
+def _check_shape_params(alpha: float, deviation: float, budget_factor: float,
+                        resale_factor: float, max_substitutable_bids: int
+                        ) -> tuple[float, float, float, float, int]:
+    """The value-shape parameters shared by :func:`arbitrary` and :func:`regions`."""
+    return (_check_number(alpha, "alpha", lo=0.0), _check_number(deviation, "deviation",
+                                                                 lo=0.0, hi=1.0),
+            _check_number(budget_factor, "budget_factor", lo=0.0),
+            _check_number(resale_factor, "resale_factor", lo=0.0),
+            _check_int(max_substitutable_bids, "max_substitutable_bids", 0))
 
 
 def _batch(make: Callable[[np.random.Generator], list[list[Bid]]], n_bidders: int, m: int,
@@ -128,6 +140,9 @@ def arbitrary(n_bidders: int = 5, m: int = 8, seed: int = 0, *, n_markets: int |
     n_bidders = _check_int(n_bidders, "n_bidders", 1)
     m = _check_int(m, "m", 1, MAX_ITEMS)
     p_add = _check_prob(p_add, "p_add")
+    alpha, deviation, budget_factor, resale_factor, max_substitutable_bids = \
+        _check_shape_params(alpha, deviation, budget_factor, resale_factor,
+                            max_substitutable_bids)
     max_size = m if max_bundle_size is None else _check_int(max_bundle_size, "max_bundle_size", 1, m)
 
     def make(rng):
@@ -155,6 +170,9 @@ def regions(n_bidders: int = 5, m: int = 9, seed: int = 0, *, n_markets: int | N
     p_add = _check_prob(p_add, "p_add")
     jump_prob = _check_prob(jump_prob, "jump_prob")
     additional_neighbor = _check_prob(additional_neighbor, "additional_neighbor")
+    alpha, deviation, budget_factor, resale_factor, max_substitutable_bids = \
+        _check_shape_params(alpha, deviation, budget_factor, resale_factor,
+                            max_substitutable_bids)
     max_size = m if max_bundle_size is None else _check_int(max_bundle_size, "max_bundle_size", 1, m)
     cols = int(math.ceil(math.sqrt(m)))
 
@@ -192,6 +210,7 @@ def paths(n_bidders: int = 5, m: int = 10, seed: int = 0, *, n_markets: int | No
     n_bidders = _check_int(n_bidders, "n_bidders", 1)
     m = _check_int(m, "m", 1, MAX_ITEMS)
     max_paths = _check_int(max_paths, "max_paths", 1)
+    budget_factor = _check_number(budget_factor, "budget_factor", lo=0.0)
     nc = max(3, int(round(0.75 * m))) if n_cities is None else _check_int(n_cities, "n_cities", 2)
     if nc * (nc - 1) // 2 < m:
         raise ValueError(f"n_cities: {nc} cities have fewer than m = {m} possible edges")
@@ -251,6 +270,7 @@ def scheduling(n_bidders: int = 5, m: int = 8, seed: int = 0, *, n_markets: int 
     m = _check_int(m, "m", 1, MAX_ITEMS)
     max_length = max(1, m // 3) if max_length is None else _check_int(max_length, "max_length", 1, m)
     max_deadlines = _check_int(max_deadlines, "max_deadlines", 1)
+    deviation = _check_number(deviation, "deviation", lo=0.0, hi=1.0)
 
     def make(rng):
         bids = []

@@ -285,7 +285,8 @@ def _cmd_cwe(args: argparse.Namespace) -> int:
                      "prices": _floats(np.asarray(res.prices)[live]),
                      "holders": np.asarray(res.holder)[live].astype(int).tolist(),
                      "welfare": float(res.welfare), "revenue": float(res.revenue),
-                     "max_regret": float(res.max_regret), "tol": float(res.tol),
+                     "max_regret": float(res.max_regret),
+                     "tol": np.asarray(res.tol, np.float64).tolist(),
                      "converged": bool(res.converged), "status": int(res.status)}
     if names is not None:
         payload["names"] = names
@@ -299,7 +300,8 @@ def _cmd_cwe(args: argparse.Namespace) -> int:
             h = int(res.holder[s])
             who = "unsold" if h < 0 else (names[h] if names else str(bidders[h]))
             print(f"{_items(res.bundles[s], m)} | {float(res.prices[s]):.6g} | {who}")
-        print(f"largest regret {float(res.max_regret):.3g} (tolerance {float(res.tol):.3g})")
+        print(f"largest regret {float(res.max_regret):.3g} (tolerances up to "
+              f"{float(np.max(res.tol)):.3g}, one per bidder)")
         for line in _status_lines(res.status):
             print(line)
 

@@ -13,7 +13,8 @@ from . import cats, examples
 from .auction import buyer_optimal_equilibrium
 from .bundling import combinatorial_walrasian_equilibrium
 from .checks import is_walrasian
-from .combinatorial import best_item_price_welfare, optimal_allocation, walrasian_equilibrium
+from .combinatorial import optimal_allocation
+from .item_prices import best_item_price_welfare, walrasian_equilibrium
 from .convexified import convexified_equilibrium
 from .lp import lp_min_walrasian_prices
 from .markup import markup_mechanism

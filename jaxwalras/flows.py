@@ -102,6 +102,8 @@ def csr_layout(n_nodes: int, tail: np.ndarray, head: np.ndarray,
     return CsrLayout(indptr.astype(np.int32), (uniq % N).astype(np.int32), data, pos, rpos)
 
 
+_INT32_MAX = 2**31 - 1
+
 # arc kinds
 SRC_F, SRC_M, F_OBJ, M_OBJ, OBJ_SNK, M_DUMMY, SRC_DB, DB_OBJ, DB_DUMMY, DUMMY_SNK = range(10)
 
@@ -126,19 +128,22 @@ def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
 
 
 def network_from_arcs(bm: np.ndarray, col_rank: np.ndarray, src_cap: np.ndarray,
-                      supplies: np.ndarray) -> UnionNetwork:
+                      supplies: np.ndarray, sink_caps: np.ndarray | None = None
+                      ) -> UnionNetwork:
     """:func:`auction_network` from its arc structure (the round kernel computes it on the
     device): ``bm`` ``(A, 2n, m)`` bool, the buyer-node -> object arcs (buyer node ``t``
     is ``i^F`` for ``t < n`` and ``i^M`` for ``t = n + i``); ``col_rank`` the number of
     arcs into the same object from smaller buyer nodes (read where ``bm``);
-    ``src_cap`` ``(A, 2n)`` the source arc capacities ``(s(F_i), r_i)``.
+    ``src_cap`` ``(A, 2n)`` the source arc capacities ``(s(F_i), r_i)``; ``sink_caps``
+    ``(A, m)`` the object -> sink capacities (default the supplies).
     """
     A, n2, m = bm.shape
     n = n2 // 2
     s = supplies.astype(np.int64)
+    snk = s if sink_caps is None else np.asarray(sink_caps, np.int64)
     kind_mid = np.repeat(np.array([F_OBJ, M_OBJ]), n)[:, None].repeat(m, 1)
     return _bipartite_union(
-        bm, col_rank, src_cap, s, s, np.arange(n2), n2 + np.arange(m), n2 + m,
+        bm, col_rank, src_cap, s, snk, np.arange(n2), n2 + np.arange(m), n2 + m,
         np.repeat(np.array([SRC_F, SRC_M]), n), kind_mid, np.full(m, OBJ_SNK),
         np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
 
@@ -234,7 +239,9 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     ``d_i - s(F_i)``; i^M -> dummy object (unbounded) only in case B; source -> dummy buyer
     ``sum s``; dummy buyer -> j (cap s_j) where ``p_j = 0``; dummy buyer -> dummy object
     (unbounded); dummy object -> sink ``sum d``. A Walrasian allocation exists iff a
-    maximum flow saturates every source and sink arc.
+    maximum flow saturates every source and sink arc.  "Unbounded" is the market's own
+    ``max(sum s, sum d)`` (no arc into the dummy object can carry more), so every
+    capacity is a per-market quantity that fits scipy's int32.
 
     Nodes of market ``a``: ``base + (i^F: i, i^M: n + i, j: 2n + j, dummy object:
     2n + m, dummy buyer: 2n + m + 1)``, ``base = 2 + a (2n + m + 2)``; the dummy buyer is
@@ -247,9 +254,9 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     s_pos = s > 0
     rest = d - np.einsum("anm,am->an", strict.astype(np.int64), s)
     sF = d - rest
-    big = int(s.sum() + d.sum() + 1)
     sum_s = s.sum(-1)
     sum_d = d.sum(-1)
+    big = np.maximum(sum_s, sum_d)
     bm = np.zeros((A, n2 + 1, m + 1), bool)
     bm[:, :n, :m] = strict & s_pos[:, None, :]
     bm[:, n:n2, :m] = marginal & s_pos[:, None, :] & (rest > 0)[:, :, None]
@@ -258,7 +265,7 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     bm[:, n2, m] = sum_s > 0
     col_rank = np.cumsum(bm, axis=1, dtype=np.int64) - 1
     src_cap = np.concatenate([sF, rest, sum_s[:, None]], axis=1)
-    right_cap = np.concatenate([s, np.full((A, 1), big, np.int64)], axis=1)
+    right_cap = np.concatenate([s, big[:, None]], axis=1)
     snk_cap = np.concatenate([s, sum_d[:, None]], axis=1)
     kind_mid = np.empty((n2 + 1, m + 1), np.int64)
     kind_mid[:n] = F_OBJ
@@ -344,6 +351,11 @@ def _scipy_max_flow(net: UnionNetwork, init_flow: np.ndarray | None
         data = data - ef0.astype(np.int64)
     if len(data) == 0:
         return np.zeros(len(net.tail), np.int64), np.zeros(0, bool)
+    if data.size and (data.max() > _INT32_MAX or data.min() < 0):
+        # every arc capacity is a per-market quantity bounded by MAX_TOTAL_UNITS; this
+        # guards against a caller that bypassed the market's validation
+        raise ValueError(f"max flow: arc capacities must lie in [0, {_INT32_MAX}] (scipy "
+                         f"computes in int32), found {int(data.max())}")
     G = csr_matrix((data.astype(np.int32), lay.indices, lay.indptr), shape=(N, N))
     G.has_sorted_indices = True
     g = maximum_flow(G, 0, 1).flow.data.astype(np.int64)

@@ -22,10 +22,18 @@ from jaxwalras.kernels import greedy as _greedy
 __all__ = ["MultiUnitMarket", "MultiUnitArrays", "stack_markets", "preferred_bundles",
            "PreferredBundles", "indirect_utility", "lyapunov"]
 
-# Values, prices and supplies must stay far from int32 overflow in kernel sums
-# (sum_j s_j * u_ij) so we bound them at validation time.
+# The device kernels compute in int32.  Payoffs and prices stay within +-2**25 and every
+# sum of units the kernels and the host max flows form (supplies over objects, demands or
+# cut values over buyers, scipy's int32 arc capacities) within one market's
+# sum(s) + sum(d), so these bounds make every int32 path exact.  Products of units and
+# payoffs (indirect utilities, the Lyapunov function) can exceed int32 and are computed on
+# the host in int64.
+#: largest per-unit value (and price)
 MAX_VALUE = 2**24
+#: largest demand or supply
 MAX_UNITS = 2**16
+#: largest sum(supplies) + sum(demands) of one market
+MAX_TOTAL_UNITS = 2**31 - 1
 
 
 class MultiUnitArrays(NamedTuple):
@@ -54,22 +62,30 @@ class MultiUnitMarket:
     Parameters
     ----------
     values : array_like of int, shape (..., n, m)
-        Non-negative per-unit values (at most ``2**24``).
+        Non-negative per-unit values, at most ``MAX_VALUE = 2**24``.
     demands : array_like of int, shape (..., n)
-        Non-negative demands (at most ``2**16``).
+        Non-negative demands, at most ``MAX_UNITS = 2**16``.
     supplies : array_like of int, shape (..., m)
-        Non-negative supplies (at most ``2**16``).
+        Non-negative supplies, at most ``MAX_UNITS = 2**16``; in each market
+        ``sum(supplies) + sum(demands) <= MAX_TOTAL_UNITS = 2**31 - 1``.
 
     Leading batch axes of the three arguments must broadcast to one batch shape.  Zero
     buyers, zero objects, zero demands and zero supplies are all valid.  The arrays are
     stored as int32 ``jax.Array`` s; the class is a pytree, so markets pass through
     ``jax.jit`` / ``jax.vmap`` and ``jax.tree_util`` functions.
 
+    Numeric range: within these bounds every computation of the family is exact (int32 on
+    the device, where payoffs, prices and unit counts cannot overflow; int64 on the host
+    for indirect utilities and the Lyapunov function, whose products of units and values
+    reach ``2**40`` per buyer).  Integers are accepted as Python ints of any size, numpy
+    integers, or integral floats; anything outside the bounds is refused with the limit
+    and the value as given.
+
     Raises
     ------
     TypeError, ValueError
-        Non-integer, negative, out-of-range or mis-shaped input (the message names the
-        argument).
+        Non-integer, boolean, non-numeric, ragged, negative, out-of-range or mis-shaped
+        input (the message names the argument, the value as given and the limit).
 
     Examples
     --------
@@ -96,6 +112,13 @@ class MultiUnitMarket:
                              f"{m} objects (values shape {v.shape}, supplies shape {s.shape})")
         batch = broadcast_batch({"values": v.shape[:-2], "demands": d.shape[:-1],
                                  "supplies": s.shape[:-1]})
+        total = (np.broadcast_to(s.sum(-1), batch) + np.broadcast_to(d.sum(-1), batch))
+        if total.size and total.max() > MAX_TOTAL_UNITS:
+            k = np.unravel_index(int(np.argmax(total)), batch)
+            where = f"market {tuple(int(i) for i in k)}" if batch else "the market"
+            raise ValueError(f"supplies, demands: sum(supplies) + sum(demands) of one market "
+                             f"must not exceed MAX_TOTAL_UNITS = {MAX_TOTAL_UNITS} (the int32 "
+                             f"range of the flows); {where} has {int(total[k])}")
         self.values = jnp.asarray(np.broadcast_to(v, batch + (n, m)), jnp.int32)
         self.demands = jnp.asarray(np.broadcast_to(d, batch + (n,)), jnp.int32)
         self.supplies = jnp.asarray(np.broadcast_to(s, batch + (m,)), jnp.int32)
@@ -215,18 +238,25 @@ class PreferredBundles(_greedy.Bundles):
 
     Attributes
     ----------
-    strict : bool array, shape (..., n, m)
+    strict : bool jax.Array, shape (..., n, m)
         ``F_i``: objects bought at full supply in every preferred bundle.
-    marginal : bool array, shape (..., n, m)
+    marginal : bool jax.Array, shape (..., n, m)
         ``M_i``: the marginal payoff level (case A) or the zero-payoff objects (case B).
-    r : int array, shape (..., n)
+    r : int32 jax.Array, shape (..., n)
         Units taken from ``M_i`` in case A (0 in case B).
-    mu : int array, shape (..., n)
+    mu : int32 jax.Array, shape (..., n)
         Marginal payoff (``> 0`` in case A, 0 in case B).
-    utility : int array, shape (..., n)
-        Indirect utility ``V_i(p)``.
-    case_a : bool array, shape (..., n)
+    utility : ndarray of int64, shape (..., n)
+        Indirect utility ``V_i(p)``, computed on the host in int64 (it reaches
+        ``MAX_UNITS * MAX_VALUE = 2**40`` per buyer, beyond int32).
+    case_a : bool jax.Array, shape (..., n)
     """
+
+
+def _check_market(market: Any, name: str = "market") -> "MultiUnitMarket":
+    if not isinstance(market, MultiUnitMarket):
+        raise TypeError(f"{name}: expected MultiUnitMarket, got {type(market).__name__}")
+    return market
 
 
 def _check_prices(market: MultiUnitMarket, prices: Any, name: str = "prices") -> jax.Array:
@@ -249,25 +279,34 @@ def _bundles_flat(v, d, s, p):
 def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
     """Greedy preferred-bundle structure of every buyer at integer ``prices``.
 
-    Runs as one jitted, vmapped device kernel over the whole batch.  Every preferred bundle
-    of buyer ``i`` takes ``s_j`` units of each object of the strict set ``F_i``, ``r_i`` units
-    spread over the marginal set ``M_i`` (case A) or up to ``d_i - s(F_i)`` zero-payoff units
-    of ``M_i`` (case B), and nothing else (Eickhoff et al., 2024, §2.1; definitions in
-    :mod:`jaxwalras.kernels.greedy`).
+    Runs as one jitted, vmapped device kernel over the whole batch (int32, exact within the
+    market's bounds).  Every preferred bundle of buyer ``i`` takes ``s_j`` units of each
+    object of the strict set ``F_i``, ``r_i`` units spread over the marginal set ``M_i``
+    (case A) or up to ``d_i - s(F_i)`` zero-payoff units of ``M_i`` (case B), and nothing
+    else (Eickhoff et al., 2024, §2.1; definitions in :mod:`jaxwalras.kernels.greedy`).
+    The indirect utility ``V_i(p) = sum_{j in F_i} s_j (v_ij - p_j) + r_i mu_i`` is then
+    formed on the host in int64, where it cannot wrap around.
 
     Parameters
     ----------
     market : MultiUnitMarket
         Any batch shape.
     prices : array_like of int, shape (..., m)
-        Non-negative integer prices, broadcast against the market's batch.
+        Non-negative integer prices (at most ``MAX_VALUE``), broadcast against the
+        market's batch.
 
     Returns
     -------
     PreferredBundles
         ``strict`` (``F_i``, bool ``(..., n, m)``), ``marginal`` (``M_i``), ``r`` (units from
         ``M_i`` in case A), ``mu`` (marginal payoff), ``utility`` (indirect utility
-        ``V_i(p)``) and ``case_a``.
+        ``V_i(p)``, int64 numpy) and ``case_a``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a market, or prices that are not integers in ``[0, MAX_VALUE]`` of the right
+        shape.
 
     Examples
     --------
@@ -277,29 +316,41 @@ def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
     >>> b.strict.tolist(), int(b.utility[0])
     ([[True, False]], 8)
     """
-    if not isinstance(market, MultiUnitMarket):
-        raise TypeError(f"market: expected MultiUnitMarket, got {type(market).__name__}")
+    _check_market(market)
     p = _check_prices(market, prices)
     batch = market.batch_shape
     n, m = market.n_buyers, market.n_objects
     B = int(np.prod(batch, dtype=np.int64))
     out = _bundles_flat(market.values.reshape(B, n, m), market.demands.reshape(B, n),
                         market.supplies.reshape(B, m), p.reshape(B, m))
-    return PreferredBundles(*(x.reshape(batch + x.shape[1:]) for x in out))
+    strict, r, mu = (np.asarray(x, np.int64) for x in (out.strict, out.r, out.mu))
+    v = np.asarray(market.values, np.int64).reshape(B, n, m)
+    s = np.asarray(market.supplies, np.int64).reshape(B, 1, m)
+    u = v - np.asarray(p, np.int64).reshape(B, 1, m)
+    util = (strict * s * u).sum(-1) + r * mu
+    res = out._replace(utility=util)
+    return PreferredBundles(*(x.reshape(batch + x.shape[1:]) for x in res))
 
 
-def indirect_utility(market: MultiUnitMarket, prices: Any) -> jax.Array:
+def indirect_utility(market: MultiUnitMarket, prices: Any) -> np.ndarray:
     """Indirect utility ``V_i(p) = max_x sum_j x_ij (v_ij - p_j)`` of every buyer.
 
     Parameters
     ----------
     market : MultiUnitMarket
     prices : array_like of int, shape (..., m)
+        Non-negative integer prices (at most ``MAX_VALUE``).
 
     Returns
     -------
-    jax.Array of int32, shape (..., n)
-        The value of the greedy preferred bundle (:func:`preferred_bundles`).
+    ndarray of int64, shape (..., n)
+        The value of the greedy preferred bundle (:func:`preferred_bundles`), exact: up to
+        ``MAX_UNITS * MAX_VALUE = 2**40`` per buyer, formed in int64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`preferred_bundles`.
 
     Examples
     --------
@@ -307,6 +358,8 @@ def indirect_utility(market: MultiUnitMarket, prices: Any) -> jax.Array:
     >>> mkt = jw.MultiUnitMarket([[10], [4]], demands=[2, 1], supplies=[2])
     >>> jw.indirect_utility(mkt, [4]).tolist()
     [12, 0]
+    >>> int(jw.indirect_utility(jw.MultiUnitMarket([[2**20]], [4096], [4096]), [0])[0])
+    4294967296
     """
     return preferred_bundles(market, prices).utility
 
@@ -321,10 +374,17 @@ def lyapunov(market: MultiUnitMarket, prices: Any) -> np.ndarray:
     ----------
     market : MultiUnitMarket
     prices : array_like of int, shape (..., m)
+        Non-negative integer prices (at most ``MAX_VALUE``).
 
     Returns
     -------
     ndarray of int64, shape (...)
+        Exact (formed in int64 on the host).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`preferred_bundles`.
 
     Examples
     --------
@@ -333,6 +393,7 @@ def lyapunov(market: MultiUnitMarket, prices: Any) -> np.ndarray:
     >>> jw.lyapunov(mkt, [4]).tolist(), jw.lyapunov(mkt, [3]).tolist()
     (20, 21)
     """
+    _check_market(market)
     p = np.asarray(_check_prices(market, prices), np.int64)
-    util = np.asarray(indirect_utility(market, p), np.int64)
+    util = indirect_utility(market, p)
     return (np.asarray(market.supplies, np.int64) * p).sum(-1) + util.sum(-1)

@@ -9,7 +9,6 @@ equilibria); the device kernels in :mod:`jaxwalras.kernels.setfunc`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import jax
@@ -19,11 +18,17 @@ import numpy as np
 from . import _validation as _v
 from .kernels import setfunc as _k
 
-__all__ = ["SetFunctionMarket", "MAX_ITEMS", "allocation_welfare", "set_bits", "as_market",
-           "check_allocation", "value_scale", "device_values", "default_rtol"]
+__all__ = ["SetFunctionMarket", "MAX_ITEMS", "MAX_ABS_VALUE", "allocation_welfare", "set_bits",
+           "as_market", "check_allocation", "value_scale", "buyer_scale", "normalized_values",
+           "default_rtol", "check_rtol"]
 
 
 MAX_ITEMS = 16
+
+#: Largest ``|value|`` accepted: host sums over buyers and items of values and prices stay
+#: finite in float64.  Device kernels see each market divided by its own largest
+#: ``|value|`` (:func:`normalized_values`), so the float32 range never limits the values.
+MAX_ABS_VALUE = 1e300
 
 
 # ============================================================================ the market
@@ -49,9 +54,19 @@ class SetFunctionMarket:
 
     Notes
     -----
-    Validated on construction: finite, ``v_i(empty) = 0``, non-negative and monotone
-    (``v_i(S) <= v_i(S + j)``; free disposal).  Stored on the host as float64 (exact steps
-    use it; device kernels cast to JAX's default float dtype).  Constructors:
+    Validated on construction: finite, at most ``MAX_ABS_VALUE = 1e300``,
+    ``v_i(empty) = 0``, non-negative and monotone (``v_i(S) <= v_i(S + j)`` up to
+    ``1e-12`` of the buyer's largest value; free disposal).  Stored on the host as
+    float64.
+
+    Numerics: every solver is scale-free.  Device kernels (demand queries, the welfare DP,
+    the auction and the bundling dynamics) run in JAX's default float dtype on each
+    market's values divided by the market's own largest ``|value|``, so any money unit and
+    values beyond the float32 range give the same decisions (differences below the float
+    dtype's resolution of the market's scale count as ties); every answer is then checked
+    on the host in float64 against the original values, with tolerances relative to the
+    market's scale (and to a buyer's own scale where her payoffs are compared), and batch
+    mates never enter one market's numbers.  Constructors:
     :meth:`from_xor`, :meth:`from_xor_arrays`, :meth:`from_xos`, :meth:`additive`,
     :meth:`unit_demand`, :meth:`budget_additive`, :meth:`single_minded`.
 
@@ -180,9 +195,8 @@ class SetFunctionMarket:
                     raise TypeError(f"bids[{i}][{b}]: expected an (items, value) pair, got "
                                     f"{bid!r}") from None
                 mask = _items_to_mask(items, m, f"bids[{i}][{b}]")
-                val = float(val)
-                if not math.isfinite(val) or val < 0:
-                    raise ValueError(f"bids[{i}][{b}]: value must be finite and >= 0, got {val}")
+                val = _v.check_number(val, f"bids[{i}][{b}]: value", lo=0.0,
+                                      hi=MAX_ABS_VALUE)
                 table[i, mask] = max(table[i, mask], val)
         return cls(_superset_max(table, m))
 
@@ -192,7 +206,8 @@ class SetFunctionMarket:
         ``bid_values (..., n, K)`` non-negative values."""
         m = _check_m(m)
         masks = _v.as_int_array(masks, "masks", min_ndim=2)
-        vals = _v.as_float_array(bid_values, "bid_values", min_ndim=2, nonnegative=True)
+        vals = _v.as_float_array(bid_values, "bid_values", min_ndim=2, nonnegative=True,
+                                 max_abs=MAX_ABS_VALUE, allow_bool=False)
         if masks.shape != vals.shape:
             raise ValueError(f"masks and bid_values must have the same shape, got {masks.shape} "
                              f"and {vals.shape}")
@@ -209,21 +224,24 @@ class SetFunctionMarket:
     def from_xos(cls, clauses: Any) -> "SetFunctionMarket":
         """XOS (fractionally subadditive) values from additive clauses ``(..., n, K, m)``:
         ``v_i(S) = max_k sum_{j in S} w_ikj``."""
-        w = _v.as_float_array(clauses, "clauses", min_ndim=3, nonnegative=True)
+        w = _v.as_float_array(clauses, "clauses", min_ndim=3, nonnegative=True,
+                              max_abs=MAX_ABS_VALUE, allow_bool=False)
         m = _check_m(w.shape[-1])
         return cls(np.max(w @ set_bits(m).T, axis=-2))
 
     @classmethod
     def additive(cls, weights: Any) -> "SetFunctionMarket":
         """Additive values ``v_i(S) = sum_{j in S} w_ij``; ``weights (..., n, m) >= 0``."""
-        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True)
+        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True,
+                              max_abs=MAX_ABS_VALUE, allow_bool=False)
         m = _check_m(w.shape[-1])
         return cls(w @ set_bits(m).T)
 
     @classmethod
     def unit_demand(cls, weights: Any) -> "SetFunctionMarket":
         """Unit-demand values ``v_i(S) = max_{j in S} w_ij`` (gross substitutes)."""
-        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True)
+        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True,
+                              max_abs=MAX_ABS_VALUE, allow_bool=False)
         m = _check_m(w.shape[-1])
         b = set_bits(m).astype(bool)
         return cls(np.max(np.where(b, w[..., None, :], 0.0), axis=-1))
@@ -231,8 +249,10 @@ class SetFunctionMarket:
     @classmethod
     def budget_additive(cls, weights: Any, budgets: Any) -> "SetFunctionMarket":
         """Budget-additive values ``v_i(S) = min(B_i, sum_{j in S} w_ij)``."""
-        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True)
-        b = _v.as_float_array(budgets, "budgets", min_ndim=1, nonnegative=True)
+        w = _v.as_float_array(weights, "weights", min_ndim=2, nonnegative=True,
+                              max_abs=MAX_ABS_VALUE, allow_bool=False)
+        b = _v.as_float_array(budgets, "budgets", min_ndim=1, nonnegative=True,
+                              max_abs=MAX_ABS_VALUE, allow_bool=False)
         _v.check_trailing_shape(b, "budgets", (w.shape[-2],), ("n",))
         m = _check_m(w.shape[-1])
         return cls(np.minimum(w @ set_bits(m).T, b[..., None]))
@@ -243,7 +263,8 @@ class SetFunctionMarket:
         ``v_i(S) = values_i`` if ``sets_i subset S`` else 0."""
         m = _check_m(m)
         s = _v.as_int_array(sets, "sets", min_ndim=1)
-        val = _v.as_float_array(values, "values", min_ndim=1, nonnegative=True)
+        val = _v.as_float_array(values, "values", min_ndim=1, nonnegative=True,
+                                max_abs=MAX_ABS_VALUE, allow_bool=False)
         if s.shape != val.shape:
             raise ValueError(f"sets and values must have the same shape, got {s.shape} and "
                              f"{val.shape}")
@@ -290,7 +311,7 @@ def _superset_max(table: np.ndarray, m: int) -> np.ndarray:
 def _validate_table(values: Any, name: str) -> np.ndarray:
     if isinstance(values, SetFunctionMarket):
         return values.values
-    arr = _v.as_float_array(values, name, min_ndim=2)
+    arr = _v.as_float_array(values, name, min_ndim=2, max_abs=MAX_ABS_VALUE, allow_bool=False)
     t = arr.shape[-1]
     if t < 2 or t & (t - 1):
         raise ValueError(f"{name}: last axis must have 2**m entries (one per item set, "
@@ -308,12 +329,19 @@ def _validate_table(values: Any, name: str) -> np.ndarray:
         idx = np.argwhere(empty != 0)[0]
         raise ValueError(f"{name}: v(empty set) must be 0; buyer {idx[-1]} "
                          f"(batch index {tuple(idx[:-1])}) has {empty[tuple(idx)]}")
-    scale = max(1.0, float(np.abs(arr).max()))
+    if np.any(arr < 0):
+        idx = np.argwhere(arr < 0)[0]
+        raise ValueError(f"{name}: values must be non-negative; buyer {idx[-2]} (batch index "
+                         f"{tuple(int(x) for x in idx[:-2])}) has "
+                         f"{_v.format_value(float(arr[tuple(idx)]))} for set "
+                         f"{_set_str(int(idx[-1]), m)}")
+    # monotone up to float rounding of the buyer's own scale (constructors sum weights)
+    slack = 1e-12 * np.abs(arr).max(axis=-1)[..., None, None]
     for j in range(m):
         t3 = arr.reshape(arr.shape[:-1] + (2 ** (m - j - 1), 2, 2 ** j))
         drop = t3[..., 0, :] - t3[..., 1, :]
-        if np.any(drop > 1e-12 * scale):
-            pos = np.argwhere(drop > 1e-12 * scale)[0]
+        if np.any(drop > slack):
+            pos = np.argwhere(drop > slack)[0]
             hi, lo = int(pos[-2]), int(pos[-1])
             s_without = (hi << (j + 1)) | lo
             s_with = s_without | (1 << j)
@@ -341,9 +369,32 @@ def default_rtol() -> float:
     return 1e-9 if jnp.result_type(float) == jnp.float64 else 1e-5
 
 
+def check_rtol(rtol: Any, name: str = "rtol", *, allow_zero: bool = False) -> float:
+    """A relative tolerance: one finite number in ``(0, 1)`` (``[0, 1)`` with
+    ``allow_zero``); anything else is refused naming the value as given."""
+    return _v.check_number(rtol, name, lo=0.0, hi=1.0, lo_open=not allow_zero, hi_open=True)
+
+
 def value_scale(values: np.ndarray) -> np.ndarray:
-    """Per-market value scale ``max(1, max |v|)``, shape = batch shape."""
-    return np.maximum(1.0, np.abs(values).max(axis=(-2, -1)))
+    """Per-market value scale ``max |v|`` (no floor; 0 for an all-zero market), shape =
+    batch shape."""
+    return np.abs(np.asarray(values)).max(axis=(-2, -1))
+
+
+def buyer_scale(values: np.ndarray) -> np.ndarray:
+    """Per-buyer value scale ``max_S |v_i(S)|``, shape = batch shape + ``(n,)``."""
+    return np.abs(np.asarray(values)).max(axis=-1)
+
+
+def normalized_values(values: np.ndarray) -> tuple[jax.Array, np.ndarray]:
+    """Each market's table divided by its own scale (:func:`value_scale`; 1 for an all-zero
+    market) as a device array in JAX's default float dtype, and the scales (float64, batch
+    shape).  Device decisions on it do not depend on the money unit, on batch mates, or on
+    the float32 range."""
+    vals = np.asarray(values, np.float64)
+    sc = value_scale(vals)
+    sc = np.where(sc > 0, sc, 1.0)
+    return jnp.asarray(vals / sc[..., None, None], jnp.result_type(float)), sc
 
 
 def allocation_welfare(market: SetFunctionMarket, allocation: Any) -> np.ndarray:

@@ -11,6 +11,8 @@ a submodular function of ``X``. ``p`` is competitive iff ``min_X cut(X) = cut(em
 intersection of all minimisers (the minimal minimiser). With ``m`` objects this costs
 ``O(2^m n m)`` per market (a small matrix product), which suits accelerators for
 ``m <= 12`` or so, and runs the whole auction on the device without host flows.
+Every cut value is at most ``s(all objects) + sum_i (s(F_i) + r_i) <= sum(s) + sum(d)``,
+which the market's bound ``MAX_TOTAL_UNITS = 2**31 - 1`` keeps inside int32.
 """
 from __future__ import annotations
 

@@ -2,7 +2,12 @@
 Rieken and Vargas Koch, Networks 2024, §2.1).
 
 Pure array functions for ONE market; batch them with ``jax.vmap`` (see
-:func:`batched`). All arithmetic is integer and exact.
+:func:`batched`). All arithmetic is integer and exact in the dtype of the inputs: with the
+library's int32 inputs and its bounds (values, prices <= 2**24, units <= 2**16, at most
+2**31 - 1 units per market) no payoff, price, unit count or cut value can overflow, but
+the indirect utility ``V_i = sum s_j u_ij + r_i mu_i`` (up to 2**40) can: the library
+forms it on the host in int64 (:func:`jaxwalras.preferred_bundles`); call the kernel with
+int64 inputs under ``jax.enable_x64`` if you need it on the device.
 
 Market: values ``v`` (n, m), demands ``d`` (n,), supplies ``s`` (m,), prices ``p`` (m,).
 Payoffs ``u_ij = v_ij - p_j``. Objects with ``u > 0`` are grouped into payoff levels,

@@ -195,52 +195,65 @@ class AuctionState(NamedTuple):
     steps: jax.Array       # (...,) int32 raises made
 
 
-def ascending_auction(values: jax.Array, step: float | jax.Array, max_steps: int,
-                      rtol: float = 1e-6) -> AuctionState:
+def ascending_auction(values: jax.Array, step: float | jax.Array, max_steps: int | jax.Array,
+                      rtol: float = 1e-6, tol: jax.Array | None = None,
+                      budget: jax.Array | None = None) -> AuctionState:
     """Unit-step steepest descent of the Lyapunov function from ``p = 0``.
 
     At each round every market evaluates ``L(p + step * chi_X)`` for all ``2**m`` sets ``X``
     (one batched demand query per direction) and moves to the *smallest* minimising ``X``
-    (the intersection of all minimisers) if it lowers ``L``; it stops when no direction
-    lowers ``L``. For gross-substitutes values on the grid ``step * Z`` this is the
+    if it lowers ``L``; it stops when no direction lowers ``L``.  For gross substitutes the
+    minimisers are closed under intersection, and the one with the fewest items (ties: the
+    smallest bitmask) is their intersection; beyond gross substitutes the intersection
+    can be empty or not a minimiser, and the fewest-items minimiser still lowers ``L`` at
+    every step, so the descent always ends. For gross-substitutes values on the grid ``step * Z`` this is the
     Gul--Stacchetti (1999) / Ausubel (2006) ascending auction: it ends at the minimal
     Walrasian price vector after ``max_j p*_j / step`` rounds (Murota's L-natural convex
-    steepest descent). ``max_steps`` bounds the rounds (fixed-length loop, markets that are
-    done stay frozen). Cost per round ``n 4^m`` per market: meant for small ``m``.
+    steepest descent). A ``while_loop`` runs until every market is done or out of budget:
+    a market makes at most ``budget`` raises (shape ``(...)``, default ``max_steps``) and
+    then stays frozen, not done; ``max_steps`` bounds the rounds of the loop. Cost per
+    round ``n 4^m`` per market: meant for small ``m``. ``L`` values within ``tol`` (shape
+    ``(...)``; default ``rtol * max|v|`` of each market, no absolute floor) count as equal.
     """
     t = values.shape[-1]
     m = int(round(np.log2(t)))
     dirs = subset_bits(m, values.dtype) * step                         # (2^m, m)
     batch = values.shape[:-2]
-    scale = jnp.max(jnp.abs(values), axis=(-2, -1))
-    tol = rtol * jnp.maximum(scale, 1.0)
+    if tol is None:
+        tol = rtol * jnp.max(jnp.abs(values), axis=(-2, -1))
+    max_steps = jnp.asarray(max_steps, jnp.int32)
+    idx = jnp.arange(t, dtype=jnp.int32)
+    key = popcount(idx) * t + idx              # fewest items first, then smallest bitmask
+    budget = jnp.broadcast_to(max_steps if budget is None
+                              else jnp.asarray(budget, jnp.int32), batch)
 
-    def body(state: AuctionState, _):
+    def running(state: AuctionState) -> jax.Array:
+        return ~state.done & (state.steps < budget)
+
+    def cond(carry):
+        state, k = carry
+        return (k < max_steps) & jnp.any(running(state))
+
+    def body(carry):
+        state, k = carry
         p = state.prices
         cand = p[..., None, :] + dirs                                  # (..., 2^m, m)
         lv = lyapunov(values[..., None, :, :], cand)                   # (..., 2^m)
         best = jnp.min(lv, axis=-1)
         is_min = lv <= best[..., None] + tol[..., None]
-        xmask = _and_reduce(is_min, t)
+        xmask = jnp.argmin(jnp.where(is_min, key, jnp.iinfo(jnp.int32).max), axis=-1)
         improve = best < lv[..., 0] - tol
-        move = improve & ~state.done
+        active = running(state)
+        move = improve & active
         delta = jnp.take(dirs, xmask, axis=0)                          # (..., m)
         newp = jnp.where(move[..., None], p + delta, p)
-        return AuctionState(newp, state.done | ~improve, state.steps + move.astype(jnp.int32)), None
+        return AuctionState(newp, state.done | (active & ~improve),
+                            state.steps + move.astype(jnp.int32)), k + 1
 
     init = AuctionState(jnp.zeros(batch + (m,), values.dtype),
                         jnp.zeros(batch, bool), jnp.zeros(batch, jnp.int32))
-    out, _ = jax.lax.scan(body, init, None, length=max_steps)
+    out, _ = jax.lax.while_loop(cond, body, (init, jnp.asarray(0, jnp.int32)))
     return out
-
-
-def _and_reduce(is_min: jax.Array, t: int) -> jax.Array:
-    """Bitwise AND of the indices ``X`` where ``is_min`` holds (all bits set otherwise)."""
-    m = int(round(np.log2(t)))
-    bits = jnp.asarray(_bits_np(m)).astype(bool)                      # (2^m, m)
-    # bit j survives iff every minimiser contains j
-    keep = jnp.all(jnp.where(is_min[..., :, None], bits, True), axis=-2)   # (..., m)
-    return jnp.sum(keep.astype(jnp.int32) << jnp.arange(m, dtype=jnp.int32), axis=-1)
 
 
 # --------------------------------------------------------------------------- CWE dynamics
@@ -265,16 +278,21 @@ def cwe_dynamics(values: jax.Array, state: CWEState, tol: jax.Array,
     but at least ``tol`` above what the merged bundles cost. A market is done when no
     empty-handed buyer gains more than ``tol``. Every purchase raises revenue by at least
     ``tol`` and revenue never exceeds welfare, so a market finishes within
-    ``OPT / tol + n`` purchases. ``tol`` has shape ``(...)``.
+    ``OPT / tol + n`` purchases. ``tol`` has shape ``(...)`` (one per market) or
+    ``(..., n)`` (one per buyer: buyer ``i`` buys when she gains more than ``tol_i``, at
+    least ``tol_i`` above the pieces).
     """
     n = values.shape[-2]
     k = state.bundles.shape[-1]
     slot = jnp.arange(k, dtype=jnp.int32)
+    tol = jnp.asarray(tol, values.dtype)
+    if tol.ndim == values.ndim - 2:                     # one tolerance per market
+        tol = jnp.broadcast_to(tol[..., None], values.shape[:-1])
 
     def body(st: CWEState, _):
         held = jnp.any(st.holder[..., None, :] == jnp.arange(n)[:, None], axis=-1)  # (..., n)
         choice, g = bundle_demand(values, st.bundles, st.prices)               # (..., n)
-        want = (~held) & (g > tol[..., None])
+        want = (~held) & (g > tol)
         any_want = jnp.any(want, axis=-1)
         if select == "first":
             i = jnp.argmax(want, axis=-1)                                       # first buyer
@@ -296,7 +314,8 @@ def cwe_dynamics(values: jax.Array, state: CWEState, tol: jax.Array,
         umask = jnp.sum(jnp.where(in_d, st.bundles, 0), axis=-1)
         pd = jnp.sum(jnp.where(in_d, st.prices, 0), axis=-1)
         v_u = jnp.take_along_axis(vi, umask[..., None], axis=-1)[..., 0]
-        newprice = jnp.maximum(v_u - u_out, pd + tol)
+        tol_i = jnp.take_along_axis(tol, i[..., None], axis=-1)[..., 0]
+        newprice = jnp.maximum(v_u - u_out, pd + tol_i)
         # the merged bundle goes to the first slot of D; the other slots of D empty out
         first = jnp.argmax(in_d, axis=-1)
         is_first = slot == first[..., None]

@@ -80,6 +80,24 @@ def test_bad_probability():
         jw.cats.regions(p_add=1.5)
 
 
+@pytest.mark.parametrize("gen, kwargs, exc, match", [
+    ("regions", dict(p_add=float("nan")), ValueError, "p_add: must be a probability in \\[0, 1\\], got nan"),
+    ("regions", dict(p_add="0.5"), TypeError, "p_add: must be a real number, got '0.5'"),
+    ("regions", dict(alpha=float("inf")), ValueError, "alpha: must be a finite number >= 0, got inf"),
+    ("arbitrary", dict(deviation=-0.1), ValueError, "deviation: must be a finite number in \\[0, 1\\]"),
+    ("arbitrary", dict(budget_factor=float("nan")), ValueError, "budget_factor: must be a finite"),
+    ("arbitrary", dict(resale_factor=-1), ValueError, "resale_factor: must be a finite number >= 0"),
+    ("regions", dict(max_substitutable_bids=2.0), TypeError, "max_substitutable_bids: must be an int"),
+    ("scheduling", dict(deviation=1.5), ValueError, "deviation: must be a finite number in \\[0, 1\\]"),
+    ("paths", dict(budget_factor=-2), ValueError, "budget_factor: must be a finite number >= 0"),
+])
+def test_bad_shape_parameters(gen, kwargs, exc, match):
+    """Non-finite or out-of-range shape parameters are refused by name, not passed on as
+    NaN values to the market's own validation."""
+    with pytest.raises(exc, match=match):
+        jw.cats.GENERATORS[gen](**kwargs)
+
+
 def brute_opt(v):
     n, t = v.shape
     m = t.bit_length() - 1
@@ -97,7 +115,7 @@ def test_end_to_end_on_cats(name):
     cm = jw.cats.GENERATORS[name](n_bidders=3, m=6, seed=11, n_markets=3)
     oa = jw.optimal_allocation(cm)
     we = jw.walrasian_equilibrium(cm)
-    cwe = jw.combinatorial_walrasian_equilibrium(cm)
+    cwe = jw.combinatorial_walrasian_equilibrium(cm, rtol=1e-5)
     for k in range(3):
         v = cm.values[k]
         assert oa.welfare[k] == pytest.approx(brute_opt(v), rel=1e-6)
@@ -106,7 +124,8 @@ def test_end_to_end_on_cats(name):
             for i in range(cm.n_buyers):
                 us = [v[i, s] - sum(p[j] for j in range(6) if (s >> j) & 1) for s in range(64)]
                 assert us[a[i]] >= max(us) - 1e-3
-        tol = cwe.tol[k]
+        tol = 1e-5 * v.max(axis=-1)          # the REQUESTED tolerance of each buyer
+        assert cwe.converged[k]
         live = [s for s in range(6) if cwe.bundles[k, s]]
         for i in range(cm.n_buyers):
             mine = [s for s in live if cwe.holder[k, s] == i]
@@ -114,5 +133,6 @@ def test_end_to_end_on_cats(name):
             for r in range(len(live) + 1):
                 for c in itertools.combinations(live, r):
                     c = list(c)
-                    assert v[i, sum(cwe.bundles[k, c])] - cwe.prices[k, c].sum() <= u_held + tol
-        assert cwe.welfare[k] >= oa.welfare[k] / 2 - cm.n_buyers * tol
+                    assert (v[i, sum(cwe.bundles[k, c])] - cwe.prices[k, c].sum()
+                            <= u_held + tol[i])
+        assert cwe.welfare[k] >= oa.welfare[k] / 2 - tol.sum()

@@ -150,7 +150,7 @@ def test_we_and_cwe_on_a_cats_file(tmp_path, capsys):
     # independent check of the CWE, with the goods in the answer's terms
     masks = [sum(1 << j for j in b) for b in d["bundles"]]
     assert jw.check_cwe(jw.examples.shoes(), masks, d["prices"], d["holders"],
-                        atol=1e-6 * 10) == []
+                        atol=max(d["tol"])) == []
 
 
 def test_we_on_a_json_file_with_a_walrasian_equilibrium(tmp_path, capsys):

@@ -274,10 +274,16 @@ def test_reoptimize_rejects_wrong_direction():
         jw.reoptimize(old, p, jw.MultiUnitMarket([[6, 3], [4, 4]], [2, 1], [1, 1]))
 
 
-def test_start_above_pstar_is_flagged():
+def test_start_above_pstar_is_repaired_or_flagged():
     mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4
-    res = jw.buyer_optimal_equilibrium(mkt, start=[20])
-    assert res.status == jw.Status.START_ABOVE_OPTIMUM and not res.converged
+    res = jw.buyer_optimal_equilibrium(mkt, start=[20])       # competitive, no clearing
+    assert res.prices.tolist() == [4] and res.converged
+    rep = jw.buyer_optimal_equilibrium(mkt, start=[20], on_bad_start="report")
+    assert rep.status == jw.Status.START_ABOVE_OPTIMUM and not rep.converged
+    # start 5: Walrasian (buyer 0 takes both units) but not the least Walrasian price
+    rep = jw.buyer_optimal_equilibrium(mkt, start=[5], on_bad_start="report")
+    assert rep.prices.tolist() == [5] and rep.status == jw.Status.START_ABOVE_OPTIMUM
+    assert jw.buyer_optimal_equilibrium(mkt, start=[5]).prices.tolist() == [4]
 
 
 # --------------------------------------------------------------- kernel vs brute force --
@@ -394,7 +400,7 @@ def test_edge_cases(V, d, s):
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(values=[[1, -2]], demands=[1], supplies=[1, 1]), ValueError, "values: must be non-negative"),
     (dict(values=[[1, 2.5]], demands=[1], supplies=[1, 1]), TypeError, "values: must hold integers"),
-    (dict(values=[[1, np.nan]], demands=[1], supplies=[1, 1]), ValueError, "values: contains NaN"),
+    (dict(values=[[1, np.nan]], demands=[1], supplies=[1, 1]), ValueError, "values: contains nan"),
     (dict(values=[[1, 2]], demands=[1, 2], supplies=[1, 1]), ValueError, "demands: last axis has 2"),
     (dict(values=[[1, 2]], demands=[1], supplies=[1]), ValueError, "supplies: last axis has 1"),
     (dict(values=[1, 2], demands=[1], supplies=[1, 1]), ValueError, "values: needs at least 2"),
