@@ -242,7 +242,7 @@ def _items(mask: int, m: int) -> list[int]:
 
 
 def _cmd_we(args: argparse.Namespace) -> int:
-    from .combinatorial import walrasian_equilibrium
+    from .item_prices import walrasian_equilibrium
     cm, bidders, names = _load_setfunction(args.file, args.format)
     we = walrasian_equilibrium(cm, rtol=args.rtol, minimal_prices=args.minimal_prices)
     m = cm.n_items

@@ -245,7 +245,7 @@ def efficient(batch: Batch, **options: Any) -> dict:
 def walrasian(batch: Batch, **options: Any) -> dict:
     """:func:`jaxwalras.walrasian_equilibrium`.  Columns: ``exists``, ``welfare`` (optimal),
     ``lp_value`` (configuration LP)."""
-    from ..combinatorial import walrasian_equilibrium
+    from ..item_prices import walrasian_equilibrium
     we = walrasian_equilibrium(batch.market, **options)
     cols = {"exists": np.asarray(we.exists, bool), "welfare": np.asarray(we.welfare, float),
             "lp_value": np.asarray(we.lp_value, float)}
@@ -282,7 +282,8 @@ def optimal(batch: Batch, **options: Any) -> dict:
 def _registry() -> dict[str, Capability]:
     from ..auction import buyer_optimal_equilibrium
     from ..bundling import combinatorial_walrasian_equilibrium
-    from ..combinatorial import optimal_allocation, walrasian_equilibrium
+    from ..combinatorial import optimal_allocation
+    from ..item_prices import walrasian_equilibrium
     from ..convexified import convexified_equilibrium
     from ..economy import MenuEconomy
     from ..markup import markup_mechanism
