@@ -256,7 +256,7 @@ def walrasian(batch: Batch, **options: Any) -> dict:
 def cwe(batch: Batch, **options: Any) -> dict:
     """:func:`jaxwalras.combinatorial_walrasian_equilibrium`.  Columns: ``welfare``,
     ``start_welfare`` (OPT by default), ``ratio`` = welfare / start_welfare (1 when both
-    are 0), ``revenue``, ``max_regret``, ``tol``."""
+    are 0), ``revenue``, ``max_regret``, ``tol`` (the largest buyer tolerance)."""
     from ..bundling import combinatorial_walrasian_equilibrium
     res = combinatorial_walrasian_equilibrium(batch.market, **options)
     w = np.asarray(res.welfare, float)
@@ -265,7 +265,8 @@ def cwe(batch: Batch, **options: Any) -> dict:
         ratio = np.where(w0 > 0, w / np.where(w0 > 0, w0, 1.0), np.where(w >= 0, 1.0, 0.0))
     cols = {"welfare": w, "start_welfare": w0, "ratio": ratio,
             "revenue": np.asarray(res.revenue, float),
-            "max_regret": np.asarray(res.max_regret, float), "tol": np.asarray(res.tol, float)}
+            "max_regret": np.asarray(res.max_regret, float),
+            "tol": np.asarray(res.tol, float).max(-1)}      # the largest per-buyer tolerance
     cols.update(_status(res))
     return cols
 
