@@ -39,6 +39,8 @@ from .markup import MarkupResult, markup_mechanism
 from .rationing import RationingResult, rationing_mechanism
 from .welfare import EfficientAllocation, WelfareBound, efficient_allocation, welfare_bound
 from .economy_json import load_economy, save_economy
+from .sensitivity import DegeneratePointWarning, PriceInfo, equilibrium_prices
+from .multiunit_sensitivity import MultiUnitPriceInfo, buyer_optimal_prices
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
@@ -62,6 +64,9 @@ __all__ = [
     "RoundingResult", "shapley_folkman_rounding", "worst_case_reserve", "MarkupResult",
     "markup_mechanism", "RationingResult", "rationing_mechanism", "EfficientAllocation",
     "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy",
+    # differentiable prices
+    "equilibrium_prices", "PriceInfo", "DegeneratePointWarning", "buyer_optimal_prices",
+    "MultiUnitPriceInfo",
     # combinatorial
     "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",
