@@ -463,15 +463,19 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
 
     Examples
     --------
+    One good; three buyers want 0.8, 0.9 and 0.5 units at 3.0, 2.8 and 1.2 per unit; one
+    seller makes 1, 2 or 3 units at costs 1.0, 2.5, 5.0.  It mixes 1 and 2 units, so the
+    price is its marginal cost of the second unit, ``C[2] - C[1]``:
+
     >>> import jax, jax.numpy as jnp, numpy as np, jaxwalras as jw
-    >>> eco = jw.MenuEconomy.single_good([[1.0], [2.0]], [[3.0], [2.6]],
-    ...                                   [[1.0, 2.0], [1.0, 2.0]], [[1.0, 2.2], [1.5, 3.5]])
-    >>> p = jw.equilibrium_prices(eco)
-    >>> round(float(p[0]), 6)
-    1.2
+    >>> eco = jw.MenuEconomy.single_good([[0.8], [0.9], [0.5]], [[2.4], [2.52], [0.6]],
+    ...                                   [[1.0, 2.0, 3.0]], [[1.0, 2.5, 5.0]])
+    >>> p, info = jw.equilibrium_prices(eco, info=True)
+    >>> float(p[0]), bool(info.degenerate)
+    (1.5, False)
     >>> f = lambda c: jw.equilibrium_prices(eco.replace(seller_costs=c))[0]
-    >>> np.asarray(jax.grad(f)(jnp.asarray(eco.seller_costs))).round(6).tolist()
-    [[0.0, -1.0, 1.0], [0.0, 0.0, 0.0]]
+    >>> jax.grad(f)(jnp.asarray(eco.seller_costs)).tolist()
+    [[0.0, -1.0, 1.0, 0.0]]
     """
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
