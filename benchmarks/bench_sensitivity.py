@@ -7,7 +7,9 @@ cost and the markup, per economy.
   jaxwalras   ``jax.vmap(jax.jacfwd(f))`` with ``f = jw.equilibrium_prices(eco.replace(...),
               markup=a)``: one exact solve of the whole batch in a host callback (HiGHS, or
               the one-good envelope method) and the derivatives of each optimal basis, in
-              float64 (``jax.enable_x64`` scoped)
+              float64 (``jax.enable_x64`` scoped); for L=3 either one HiGHS LP per economy
+              (``method="lp"``) or the batched smoothed device solve with the
+              block-diagonal HiGHS finish (``method="smoothed"``)
   highs-fd    what a user would otherwise do: central finite differences of the LP price,
               two ``scipy.optimize.linprog(method="highs-ds")`` solves per input entry and
               economy (timed on ``--baseline-items`` economies, extrapolated per economy)
@@ -141,6 +143,8 @@ def main(argv=None) -> None:
     multi = jw.examples.random_menu_economy(20, 4, 4, 4, 3, seed=0, batch_shape=(args.batch,))
     print("multi-good economies (N=20, F=4, 4 options each, L=3)", flush=True)
     rows.append(run("L=3, HiGHS per economy (method='lp')", multi, 0.1, "lp", args.baseline_items))
+    rows.append(run("L=3, device solve + HiGHS block finish (method='smoothed')", multi, 0.1,
+                    "smoothed", args.baseline_items))
     one = jw.examples.random_menu_economy(50, 5, 4, 6, 1, seed=1, batch_shape=(args.batch,))
     print("one-good economies (N=50, F=5)", flush=True)
     rows.append(run("L=1, envelope method", one, 0.1, "envelope", args.baseline_items))

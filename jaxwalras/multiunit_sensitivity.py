@@ -40,7 +40,7 @@ import scipy.sparse as sp
 
 from .highs import dual_simplex
 from .multiunit import MultiUnitMarket
-from .sensitivity import DegeneratePointWarning
+from .sensitivity import DegeneratePointWarning, from_wire, from_wire_host, to_wire, to_wire_host
 from .status import Status
 
 __all__ = ["MultiUnitPriceInfo", "buyer_optimal_prices"]
@@ -278,7 +278,7 @@ def buyer_optimal_prices(market: MultiUnitMarket, values: Any = None, *, info: b
         arrs = list(statics)
         extras = []
         for i, z in zip(dyn_idx, vals):
-            z = np.asarray(z)
+            z = from_wire_host(z, i == 0)
             e = z.shape[:z.ndim - len(own[i])]
             extras.append(e)
             arrs[i] = z.reshape(e + (1,) * (len(base[i]) - len(own[i])) + own[i])
@@ -301,17 +301,20 @@ def buyer_optimal_prices(market: MultiUnitMarket, values: Any = None, *, info: b
                           "tree. Pass info=True to read the flags.", DegeneratePointWarning,
                           stacklevel=2)
         P = np.where(okb[:, None], P, np.nan)
-        return (P.reshape(full + (m,)).astype(dt), SIG.reshape(full + (m, n, m)),
+        return (to_wire_host(P.reshape(full + (m,)), dt), SIG.reshape(full + (m, n, m)),
                 (deg & okb).reshape(full), st.reshape(full), its.reshape(full))
 
-    types = (jax.ShapeDtypeStruct(batch + (m,), dt), jax.ShapeDtypeStruct(batch + (m, n, m), jnp.int8),
+    types = (jax.ShapeDtypeStruct(batch + (m, np.dtype(dt).itemsize // 4), jnp.uint32),
+             jax.ShapeDtypeStruct(batch + (m, n, m), jnp.int8),
              jax.ShapeDtypeStruct(batch, jnp.bool_), jax.ShapeDtypeStruct(batch, jnp.int32),
              jax.ShapeDtypeStruct(batch, jnp.int32))
     if dyn_idx:
-        args = [jax.lax.stop_gradient(leaves[i]) for i in dyn_idx]
+        args = [to_wire(jax.lax.stop_gradient(leaves[i])) if i == 0 else leaves[i]
+                for i in dyn_idx]
         ph, sig, deg, st, its = jax.pure_callback(host, types, *args, vmap_method="expand_dims")
     else:
         ph, sig, deg, st, its = host()
+    ph = from_wire(jnp.asarray(ph), dt)
     p = _assemble(v, ph, sig, batch=batch)
     if not info:
         return p

@@ -116,6 +116,44 @@ class DegeneratePointWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------------------
+# the host boundary: floats cross it as raw bits
+# ----------------------------------------------------------------------------------------
+# Under jax.jit a pure_callback runs in another thread, where a scoped jax.enable_x64 is
+# not active, and JAX would cast float64 arguments and results to float32 there.  Floats
+# therefore cross the boundary bit-cast to uint32 words (trailing axis: 2 words for
+# float64, 1 for float32) and are rebuilt exactly on the other side.
+def to_wire(x: Any) -> jax.Array:
+    """A float array as uint32 words (trailing axis of ``itemsize / 4``); others unchanged."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    if x.dtype.itemsize == 4:
+        return jax.lax.bitcast_convert_type(x, jnp.uint32)[..., None]
+    return jax.lax.bitcast_convert_type(x, jnp.uint32)
+
+
+def from_wire_host(u: np.ndarray, is_float: bool) -> np.ndarray:
+    """Host side of :func:`to_wire` (float64 or float32 numpy array)."""
+    u = np.ascontiguousarray(np.asarray(u))
+    if not is_float:
+        return u
+    return u.view(np.float64 if u.shape[-1] == 2 else np.float32)[..., 0]
+
+
+def to_wire_host(x: np.ndarray, dtype: Any) -> np.ndarray:
+    """A host float array as uint32 words for a result of ``dtype`` (see :func:`to_wire`)."""
+    x = np.ascontiguousarray(np.asarray(x, dtype))
+    return x.view(np.uint32).reshape(x.shape + (np.dtype(dtype).itemsize // 4,))
+
+
+def from_wire(u: jax.Array, dtype: Any) -> jax.Array:
+    """Device side of :func:`to_wire_host`."""
+    if np.dtype(dtype).itemsize == 4:
+        return jax.lax.bitcast_convert_type(u[..., 0], dtype)
+    return jax.lax.bitcast_convert_type(u, dtype)
+
+
+# ----------------------------------------------------------------------------------------
 # host side: exact solve and the optimal basis
 # ----------------------------------------------------------------------------------------
 def _valid(A: MenuArrays, a: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -520,13 +558,17 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
     # the callback as they are, and the host aligns vmap's extra leading axes
     dyn_idx = [i for i, z in enumerate(leaves) if _is_traced(z)]
     statics = [None if i in dyn_idx else np.asarray(z) for i, z in enumerate(leaves)]
+    isf = [not (i in (2, 5) or jnp.issubdtype(jnp.result_type(z), jnp.bool_)
+                or jnp.issubdtype(jnp.result_type(z), jnp.integer)) for i, z in enumerate(leaves)]
+    wire = [to_wire(leaves[i]) if _is_traced(leaves[i]) else None for i in range(len(leaves))]
     own = [tuple(np.shape(z)) for z in leaves]
-    dyn = [leaves[i] for i in dyn_idx]
+    dyn = [wire[i] for i in dyn_idx]
     if method == "smoothed":
         p0 = _smoothed_p0(*leaves, batch=batch)
         if _is_traced(p0):
             dyn_idx = dyn_idx + [len(leaves)]
-            dyn.append(p0)
+            dyn.append(to_wire(p0))
+            isf.append(True)
             statics.append(None)
         else:
             statics.append(np.asarray(p0, np.float64))
@@ -539,7 +581,7 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
         arrs = list(statics)
         extras = []
         for i, v in zip(dyn_idx, vals):
-            v = np.asarray(v)
+            v = from_wire_host(v, isf[i])
             e = v.shape[:v.ndim - len(own[i])]
             extras.append(e)
             arrs[i] = v.reshape(e + (1,) * (len(base[i]) - len(own[i])) + own[i])
@@ -563,11 +605,11 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
                           DegeneratePointWarning, stacklevel=2)
         P = np.where(ok[:, None], P, np.nan)
         sh = lambda q, t=(): q.reshape(full + t)  # noqa: E731
-        return (sh(P.astype(dt), (L,)), sh(kind, (L,)), sh(agent, (L,)), sh(opt, (L,)),
+        return (to_wire_host(sh(P, (L,)), dt), sh(kind, (L,)), sh(agent, (L,)), sh(opt, (L,)),
                 sh(ref, (L,)), sh(ties), sh(pdeg), sh(sing), sh(st.astype(np.int32)),
                 sh(its.astype(np.int32)))
 
-    out_types = (jax.ShapeDtypeStruct(batch + (L,), dt),) + tuple(
+    out_types = (jax.ShapeDtypeStruct(batch + (L, np.dtype(dt).itemsize // 4), jnp.uint32),) + tuple(
         jax.ShapeDtypeStruct(batch + (L,), jnp.int32) for _ in range(4)) + tuple(
         jax.ShapeDtypeStruct(batch, jnp.bool_) for _ in range(3)) + (
         jax.ShapeDtypeStruct(batch, jnp.int32), jax.ShapeDtypeStruct(batch, jnp.int32))
@@ -577,6 +619,7 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
     else:
         res = host()
     ph, kind, agent, opt, ref, ties, pdeg, sing, st, its = res
+    ph = from_wire(jnp.asarray(ph), dt)
     X, V, _, Y, C, _, a, _ = leaves
     p = _assemble(X, V, Y, C, a, ph, kind, agent, opt, ref, batch=batch)
     if not info:

@@ -145,6 +145,12 @@ def test_vmap_equals_the_per_economy_loop_and_batches():
         loop = np.stack([np.asarray(jax.jacfwd(one)(V[b], eco[b])) for b in range(5)])
         vm = jax.vmap(jax.jacfwd(one))(V, eco)
         np.testing.assert_allclose(vm, loop, rtol=1e-12, atol=1e-14)
+        # under jit the callback runs in another thread (no scoped x64 there): float64 holds
+        jvm = jax.jit(jax.vmap(jax.jacfwd(one)))(V, eco)
+        np.testing.assert_allclose(jvm, loop, rtol=1e-12, atol=1e-14)
+        pj = jax.jit(jax.vmap(one))(V, eco)
+        assert pj.dtype == jnp.float64
+        np.testing.assert_allclose(pj, [lp_prices(*arrays(eco[b])) for b in range(5)], rtol=1e-12)
         # the batched call (no vmap) gives the same prices; the markup grid broadcasts
         pb = jw.equilibrium_prices(eco, markup=jnp.array([[0.0], [0.2]]), method="lp")
         assert pb.shape == (2, 5, 2)
@@ -377,6 +383,10 @@ def test_multiunit_vmap_ties_and_bad_input():
     vs = jnp.array([[[10.0], [4.5]], [[10.0], [7.0]], [[3.0], [7.0]]])
     out = jax.vmap(lambda v: jw.buyer_optimal_prices(mkt, v))(vs)
     assert np.asarray(out).ravel().tolist() == [4.5, 7.0, 3.0]
+    with jax.enable_x64(True):
+        v = jnp.array([[10.0], [4.123456789012]])
+        out = jax.jit(jax.vmap(lambda v: jw.buyer_optimal_prices(mkt, v)))(v[None])
+        assert out.dtype == jnp.float64 and float(out[0, 0]) == 4.123456789012
     # equal values: a kink, flagged
     _, info = jw.buyer_optimal_prices(jw.MultiUnitMarket([[5, 5]], [1], [1, 1]), info=True)
     assert bool(info.degenerate)
