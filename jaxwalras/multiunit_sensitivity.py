@@ -40,7 +40,8 @@ import scipy.sparse as sp
 
 from .highs import dual_simplex
 from .multiunit import MultiUnitMarket
-from .sensitivity import DegeneratePointWarning, from_wire, from_wire_host, to_wire, to_wire_host
+from ._callback import from_wire, from_wire_host, to_wire, to_wire_host
+from .sensitivity import DegeneratePointWarning
 from .status import Status
 
 __all__ = ["MultiUnitPriceInfo", "buyer_optimal_prices"]

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._callback import from_wire, from_wire_host, to_wire, to_wire_host
 from ._validation import check_choice
 from .convexified import convexified_equilibrium
 from .economy import MenuArrays, MenuEconomy
@@ -113,44 +114,6 @@ class PriceInfo(NamedTuple):
 class DegeneratePointWarning(UserWarning):
     """:func:`equilibrium_prices` differentiated at a degenerate point without
     ``info=True``: the derivatives there are those of one optimal basis."""
-
-
-# ----------------------------------------------------------------------------------------
-# the host boundary: floats cross it as raw bits
-# ----------------------------------------------------------------------------------------
-# Under jax.jit a pure_callback runs in another thread, where a scoped jax.enable_x64 is
-# not active, and JAX would cast float64 arguments and results to float32 there.  Floats
-# therefore cross the boundary bit-cast to uint32 words (trailing axis: 2 words for
-# float64, 1 for float32) and are rebuilt exactly on the other side.
-def to_wire(x: Any) -> jax.Array:
-    """A float array as uint32 words (trailing axis of ``itemsize / 4``); others unchanged."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        return x
-    if x.dtype.itemsize == 4:
-        return jax.lax.bitcast_convert_type(x, jnp.uint32)[..., None]
-    return jax.lax.bitcast_convert_type(x, jnp.uint32)
-
-
-def from_wire_host(u: np.ndarray, is_float: bool) -> np.ndarray:
-    """Host side of :func:`to_wire` (float64 or float32 numpy array)."""
-    u = np.ascontiguousarray(np.asarray(u))
-    if not is_float:
-        return u
-    return u.view(np.float64 if u.shape[-1] == 2 else np.float32)[..., 0]
-
-
-def to_wire_host(x: np.ndarray, dtype: Any) -> np.ndarray:
-    """A host float array as uint32 words for a result of ``dtype`` (see :func:`to_wire`)."""
-    x = np.ascontiguousarray(np.asarray(x, dtype))
-    return x.view(np.uint32).reshape(x.shape + (np.dtype(dtype).itemsize // 4,))
-
-
-def from_wire(u: jax.Array, dtype: Any) -> jax.Array:
-    """Device side of :func:`to_wire_host`."""
-    if np.dtype(dtype).itemsize == 4:
-        return jax.lax.bitcast_convert_type(u[..., 0], dtype)
-    return jax.lax.bitcast_convert_type(u, dtype)
 
 
 # ----------------------------------------------------------------------------------------
@@ -560,14 +523,15 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
     statics = [None if i in dyn_idx else np.asarray(z) for i, z in enumerate(leaves)]
     isf = [not (i in (2, 5) or jnp.issubdtype(jnp.result_type(z), jnp.bool_)
                 or jnp.issubdtype(jnp.result_type(z), jnp.integer)) for i, z in enumerate(leaves)]
-    wire = [to_wire(leaves[i]) if _is_traced(leaves[i]) else None for i in range(len(leaves))]
+    wire = [to_wire(jax.lax.stop_gradient(leaves[i])) if _is_traced(leaves[i]) else None
+            for i in range(len(leaves))]
     own = [tuple(np.shape(z)) for z in leaves]
     dyn = [wire[i] for i in dyn_idx]
     if method == "smoothed":
         p0 = _smoothed_p0(*leaves, batch=batch)
         if _is_traced(p0):
             dyn_idx = dyn_idx + [len(leaves)]
-            dyn.append(to_wire(p0))
+            dyn.append(to_wire(jax.lax.stop_gradient(p0)))
             isf.append(True)
             statics.append(None)
         else:

@@ -43,7 +43,7 @@ sample, the best one kept.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,14 +52,14 @@ import optax
 
 from ._validation import check_choice
 from .economy import MenuEconomy
-from .kernels.smoothed_dual import normalisation
 from .markup import markup_mechanism
+from .per_good_smoothed import per_good_one, per_good_smoothed_equilibrium
 from .posted_markups import posted_markup_outcomes
 from .smoothed import smoothed_equilibrium
 from .status import Status
 
 __all__ = ["MarkupEvaluation", "TuningResult", "policy_markups", "evaluate_markups",
-           "tune_markups", "per_good_smoothed_equilibrium", "exact_markup_quantile"]
+           "tune_markups", "exact_markup_quantile", "per_good_smoothed_equilibrium"]
 
 
 class MarkupEvaluation(NamedTuple):
@@ -257,130 +257,6 @@ def _summary(al, feas, w, r, conv, st, it, objective) -> MarkupEvaluation:
 
 
 # ----------------------------------------------------------------------------------------
-# smoothed outcomes with per-good markups
-# ----------------------------------------------------------------------------------------
-def _per_good_one(X, V, bm, Y, C, sm, alpha, R, tau, iters):
-    """Logit equilibrium of ONE economy with buyer prices ``(1+alpha) * p`` (per good):
-    the root ``z(p) = 0`` of the expected excess supply on the goods with a positive price,
-    by damped projected Newton under an annealed temperature, then one implicit-function
-    step (``p = p* - J_ff^{-1} z_f(p*; theta)``, ``p*`` and ``J`` held constant)."""
-    sg = jax.lax.stop_gradient
-    vs, qs = normalisation(sg(X), sg(V), sg(Y), sg(C))
-    L = X.shape[-1]
-
-    def z(q, X, V, Y, C, alpha, R, t):
-        p = q * vs / qs
-        u = jnp.where(bm, (V - jnp.einsum("nkl,l->nk", X, (1.0 + alpha) * p)) / vs, -jnp.inf)
-        w = jnp.where(sm, (jnp.einsum("fkl,l->fk", Y, p) - C) / vs, -jnp.inf)
-        lam, mu = jax.nn.softmax(u / t, -1), jax.nn.softmax(w / t, -1)
-        return (jnp.einsum("fk,fkl->l", mu, Y) - jnp.einsum("nk,nkl->l", lam, X) - R) / qs, (lam, mu)
-
-    def newton(q, t):
-        args = (sg(X), sg(V), sg(Y), sg(C), sg(alpha), sg(R), t)
-        g, _ = z(q, *args)
-        J = jax.jacfwd(lambda q: z(q, *args)[0])(q)
-        free = (q > 0) | (g < 0)
-        Jf = jnp.where(free[:, None] & free[None, :], J, 0.0) + jnp.diag(
-            jnp.where(free, 0.0, 1.0) + 1e-9 * (1.0 + jnp.abs(jnp.diag(J))))
-        step = jnp.linalg.solve(Jf, jnp.where(free, g, 0.0))
-        step = step * jnp.minimum(1.0, 0.5 / (jnp.max(jnp.abs(step)) + 1e-30))
-        return jnp.maximum(q - step, 0.0)
-
-    # the temperature falls from 0.2 to tau over the first two thirds, then stays at tau
-    frac = jnp.minimum(jnp.arange(1, iters + 1) / (2 * iters // 3 + 1), 1.0)
-    ts = tau * (0.2 / tau) ** (1.0 - frac)
-    q, _ = jax.lax.scan(lambda q, t: (newton(q, t), None), jnp.full(L, 0.5, X.dtype), ts)
-    q = sg(q)
-    g, _ = z(q, X, V, Y, C, alpha, R, tau)
-    J = sg(jax.jacfwd(lambda q: z(q, X, V, Y, C, alpha, R, tau)[0])(q))
-    free = sg((q > 0) | (g < 0))
-    Jf = jnp.where(free[:, None] & free[None, :], J, 0.0) + jnp.diag(
-        jnp.where(free, 0.0, 1.0) + 1e-9 * (1.0 + jnp.abs(jnp.diag(J))))
-    corr = jnp.where(free, jnp.linalg.solve(Jf, jnp.where(free, g, 0.0)), 0.0)
-    q = q - jnp.where(jnp.isfinite(corr), corr, 0.0)
-    _, (lam, mu) = z(q, X, V, Y, C, alpha, R, tau)
-    p = q * vs / qs
-    return p, lam, mu
-
-
-def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: Any, reserve: Any = 0.0, *,
-                                  tau: float = 1e-2, iters: int = 30):
-    """Logit-smoothed equilibrium with a markup per good, differentiable in every input.
-
-    Buyers choose with probabilities ``softmax((V - ((1+alpha)*p).X) / (tau vs))`` and
-    sellers with ``softmax((p.Y - C) / (tau vs))`` (``vs`` the economy's value scale); the
-    prices clear the expected excess supply on the priced goods.  With one markup for all
-    goods this is the logit equilibrium of :func:`jaxwalras.smoothed_equilibrium` up to
-    the temperature's ``1 + alpha``.  Derivatives come from the implicit function theorem
-    at the root (Blondel et al., 2022), not from the iterations.
-
-    Parameters
-    ----------
-    economy : MenuEconomy
-        Any batch shape; may hold traced arrays.
-    markups : array_like, shape broadcastable to ``batch + (L,)``
-        May be traced.
-    reserve : array_like, optional
-        Auctioneer demand per good.
-    tau : float
-        Temperature relative to the value scale.
-    iters : int
-        Newton iterations (the temperature is annealed from 0.2 to ``tau`` over them).
-
-    Returns
-    -------
-    prices : jax.Array, shape (..., L)
-    buyer_weights : jax.Array, shape (..., N, Kb)
-    seller_weights : jax.Array, shape (..., F, Ks)
-
-    References
-    ----------
-    M. Blondel et al., "Efficient and modular implicit differentiation", NeurIPS 2022.
-    P. Milgrom and M. Watt, "Linear pricing mechanisms for markets without convexity",
-    EC 2022.
-
-    Examples
-    --------
-    >>> import jaxwalras as jw
-    >>> eco = jw.examples.milgrom_watt_table1()
-    >>> p, lam, mu = jw.per_good_smoothed_equilibrium(eco, 0.0, tau=1e-3)
-    >>> round(float(p[0]), 2)
-    0.5
-    """
-    if not isinstance(economy, MenuEconomy):
-        raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
-    if not isinstance(tau, (int, float)) or not 0 < tau <= 1:
-        raise ValueError(f"tau: must be a number in (0, 1], got {tau!r}")
-    dt = jnp.result_type(float)
-    L = economy.n_goods
-    a = jnp.asarray(markups, dt)
-    r = jnp.asarray(reserve, dt)
-    a, r = (z[None] if z.ndim == 0 else z for z in (a, r))
-    batch = tuple(jnp.broadcast_shapes(economy.batch_shape, a.shape[:-1], r.shape[:-1]))
-    f = [getattr(economy, k) for k in ("buyer_bundles", "buyer_values", "buyer_mask",
-                                       "seller_bundles", "seller_costs", "seller_mask")]
-    p, lam, mu = _per_good_flat(*f, a, r, batch=batch, nb=len(economy.batch_shape),
-                                tau=float(tau), iters=int(iters))
-    return (p.reshape(batch + p.shape[1:]), lam.reshape(batch + lam.shape[1:]),
-            mu.reshape(batch + mu.shape[1:]))
-
-
-@functools.partial(jax.jit, static_argnames=("batch", "nb", "tau", "iters"))
-def _per_good_flat(X, V, bm, Y, C, sm, a, r, *, batch, nb, tau, iters):
-    """:func:`_per_good_one` over a flat batch (inputs broadcast to ``batch``)."""
-    dt = jnp.result_type(float)
-    B = int(np.prod(batch, dtype=np.int64))
-    L = X.shape[-1]
-    fl = lambda z, k: jnp.broadcast_to(  # noqa: E731
-        jnp.asarray(z, jnp.bool_ if k else dt), batch + z.shape[nb:] if z.ndim > nb else
-        batch + z.shape).reshape((B,) + (z.shape[nb:] if z.ndim > nb else z.shape))
-    ins = [fl(X, 0), fl(V, 0), fl(bm, 1), fl(Y, 0), fl(C, 0), fl(sm, 1)]
-    ab = jnp.broadcast_to(jnp.asarray(a, dt), batch + (L,)).reshape(B, L)
-    rb = jnp.broadcast_to(jnp.asarray(r, dt), batch + (L,)).reshape(B, L)
-    return jax.vmap(functools.partial(_per_good_one, tau=tau, iters=iters))(*ins, ab, rb)
-
-
-# ----------------------------------------------------------------------------------------
 # the surrogate and the tuner
 # ----------------------------------------------------------------------------------------
 #: the feasibility logistic is centred SHIFT temperatures above the threshold: an economy
@@ -430,7 +306,7 @@ def _loss(raw, data, thresh, nb, thresh_all, nb_all, temp, lam_mult, rho, target
     abar = alpha[:, 0]
     if smooth:
         if rule == "per_good":
-            p, lam, mu = jax.vmap(functools.partial(_per_good_one, tau=tau_dyn, iters=30))(
+            p, lam, mu = jax.vmap(functools.partial(per_good_one, tau=tau_dyn, iters=30))(
                 X, V, bm, Y, C, sm, alpha, jnp.zeros((B, L), X.dtype))
         else:
             eco = MenuEconomy._unchecked(X, V, Y, C, bm, sm)
