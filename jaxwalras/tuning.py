@@ -201,8 +201,9 @@ def evaluate_markups(economy: MenuEconomy, rule: str, params: dict, *,
         One batch axis ``(B,)``.
     rule, params
         The policy (:func:`policy_markups`).
-    objective : {"welfare", "revenue", "markup"}
-        What ``objective`` reports: mean welfare, mean revenue, minus the mean markup.
+    objective : {"welfare", "revenue", "markup", "feasibility"}
+        What ``objective`` reports: mean welfare, mean revenue, minus the mean markup, or
+        the fraction of budget-feasible economies.
     evaluation : {"cap", "posted"}
         The exact mechanism (module docstring).
     mechanism : MarkupResult, optional
@@ -225,7 +226,7 @@ def evaluate_markups(economy: MenuEconomy, rule: str, params: dict, *,
     >>> 0.0 <= ev.feasibility <= 1.0, ev.feasible.shape
     (True, (20,))
     """
-    check_choice(objective, "objective", ("welfare", "revenue", "markup"))
+    check_choice(objective, "objective", ("welfare", "revenue", "markup", "feasibility"))
     check_choice(evaluation, "evaluation", ("cap", "posted"))
     eco = _flat(economy)
     al = policy_markups(rule, params, eco)
@@ -249,7 +250,8 @@ def evaluate_markups(economy: MenuEconomy, rule: str, params: dict, *,
 
 def _summary(al, feas, w, r, conv, st, it, objective) -> MarkupEvaluation:
     mean_a = float(al.mean())
-    obj = {"welfare": float(w.mean()), "revenue": float(r.mean()), "markup": -mean_a}[objective]
+    obj = {"welfare": float(w.mean()), "revenue": float(r.mean()), "markup": -mean_a,
+           "feasibility": float(feas.mean())}[objective]
     return MarkupEvaluation(objective=obj, feasibility=float(feas.mean()), welfare=float(w.mean()),
                             revenue=float(r.mean()), markup=mean_a, feasible=feas,
                             economy_welfare=w, economy_revenue=r, economy_markups=al,
@@ -329,6 +331,8 @@ def _loss(raw, data, thresh, nb, thresh_all, nb_all, temp, lam_mult, rho, target
         obj = jnp.mean(w * feas)          # the market runs where it is budget feasible
     elif objective == "revenue":
         obj = jnp.mean(rv * feas)
+    elif objective == "feasibility":
+        obj = pf
     else:
         obj = -jnp.mean(abar)
     loss = -obj / obj_scale
@@ -362,8 +366,9 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         (then ``n_train`` economies are drawn with ``key``).
     rule : {"uniform", "per_good", "inverse_n"}
         The policy (module docstring).
-    objective : {"welfare", "revenue", "markup"}
-        Maximise expected welfare or revenue, or minimise the expected markup.
+    objective : {"welfare", "revenue", "markup", "feasibility"}
+        Maximise expected welfare or revenue (counted where the mechanism runs), minimise
+        the expected markup, or maximise the probability of budget feasibility.
     min_feasibility : float, optional
         Constraint ``P(budget feasible) >= min_feasibility``.
     constraint : {"lagrangian", "penalty"}
@@ -434,7 +439,7 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
     (True, True)
     """
     check_choice(rule, "rule", ("uniform", "per_good", "inverse_n"))
-    check_choice(objective, "objective", ("welfare", "revenue", "markup"))
+    check_choice(objective, "objective", ("welfare", "revenue", "markup", "feasibility"))
     check_choice(constraint, "constraint", ("switching", "lagrangian", "penalty"))
     check_choice(evaluation, "evaluation", ("cap", "posted"))
     check_choice(method, "method", ("gradient", "grid"))
@@ -504,7 +509,7 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         traj = {name: g, "objective": objs, "feasibility": fe}
         iters = len(g)
     else:
-        smooth = objective != "markup" or rule == "per_good"
+        smooth = objective in ("welfare", "revenue") or rule == "per_good"
         A = train.host_arrays()
         dt = jnp.result_type(float)
         fdata = [A.X, A.V, A.bm, A.Y, A.C, A.sm]

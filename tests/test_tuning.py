@@ -155,6 +155,10 @@ def test_constraint_methods_and_objectives_run():
         assert abs(res.params["c"] / need - 1) < tol, constraint
         assert res.converged == (res.status == jw.Status.OK)
         assert res.trajectory["multiplier"].max() > 0 or constraint == "penalty"
+    # maximising P(feasible) under the cap mechanism: every market becomes feasible
+    res = jw.tune_markups(gen, rule="inverse_n", objective="feasibility", n_train=n, steps=100,
+                          batch_size=n)
+    assert res.train.feasibility == 1.0 and res.train.objective == 1.0
     small = jw.examples.large_single_good_market(2, 30, batch_shape=(16,))
     res = jw.tune_markups(small, rule="uniform", objective="revenue", min_feasibility=0.5,
                           steps=20, batch_size=16, tau=(0.05,))
