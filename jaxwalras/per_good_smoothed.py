@@ -126,14 +126,14 @@ def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: Any, reserve: A
     batch = tuple(jnp.broadcast_shapes(economy.batch_shape, a.shape[:-1], r.shape[:-1]))
     f = [getattr(economy, k) for k in ("buyer_bundles", "buyer_values", "buyer_mask",
                                        "seller_bundles", "seller_costs", "seller_mask")]
-    p, lam, mu = _per_good_flat(*f, a, r, batch=batch, nb=len(economy.batch_shape),
-                                tau=float(tau), iters=int(iters))
+    p, lam, mu = _per_good_flat(*f, a, r, jnp.asarray(float(tau), dt), batch=batch,
+                                nb=len(economy.batch_shape), iters=int(iters))
     return (p.reshape(batch + p.shape[1:]), lam.reshape(batch + lam.shape[1:]),
             mu.reshape(batch + mu.shape[1:]))
 
 
-@functools.partial(jax.jit, static_argnames=("batch", "nb", "tau", "iters"))
-def _per_good_flat(X, V, bm, Y, C, sm, a, r, *, batch, nb, tau, iters):
+@functools.partial(jax.jit, static_argnames=("batch", "nb", "iters"))
+def _per_good_flat(X, V, bm, Y, C, sm, a, r, tau, *, batch, nb, iters):
     """:func:`per_good_one` over a flat batch (inputs broadcast to ``batch``)."""
     dt = jnp.result_type(float)
     B = int(np.prod(batch, dtype=np.int64))

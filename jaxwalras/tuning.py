@@ -17,8 +17,8 @@ Two exact mechanisms evaluate a policy on an economy (``evaluation=``):
   markups is taken (:func:`jaxwalras.posted_markup_outcomes`, exhaustive, small
   economies only); every rule.
 
-The tuner (``method="gradient"``) minimises, with optax (Adam), a smooth surrogate on a
-training sample, built from smoothed outcomes:
+The tuner (``method="gradient"``) minimises, with optax, a smooth surrogate on a training
+sample, built from smoothed outcomes:
 
 * welfare and revenue of the entropic-smoothed equilibrium at the policy's markups
   (:func:`jaxwalras.smoothed_equilibrium`, derivatives by implicit differentiation; for
@@ -32,8 +32,11 @@ training sample, built from smoothed outcomes:
   weighted by the smoothed spending ``p_l x_l``), ``s`` the median ``alpha*``, ``T`` a
   temperature annealed geometrically; the shift by three temperatures makes the smoothed
   feasibility conservative;
-* a constraint ``P(feasible) >= min_feasibility`` by an augmented Lagrangian (multiplier
-  by dual ascent) or a quadratic penalty.
+* a constraint ``P(feasible) >= min_feasibility``: ``"switching"`` (default; normalised
+  steps on the objective where the smoothed constraint holds, on the constraint where it
+  does not, the answer the mean of the last quarter's feasible iterates: the cooperative
+  stochastic approximation of Lan and Zhou, 2020), ``"lagrangian"`` (augmented
+  Lagrangian, Adam, multiplier by dual ascent) or ``"penalty"`` (quadratic penalty).
 
 Then the tuned parameters are evaluated EXACTLY (``evaluation=``) on the training sample
 and on a held-out sample, and both are reported.  ``method="grid"`` is the exact
@@ -371,10 +374,12 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         the expected markup, or maximise the probability of budget feasibility.
     min_feasibility : float, optional
         Constraint ``P(budget feasible) >= min_feasibility``.
-    constraint : {"lagrangian", "penalty"}
-        Augmented Lagrangian (multiplier by dual ascent, quadratic term ``penalty``), or
-        the quadratic penalty ``penalty / 2 * max(0, target - P)^2`` alone (which stops
-        slightly short of the target).
+    constraint : {"switching", "lagrangian", "penalty"}
+        Constraint switching (SGD on normalised gradients: the objective's where the
+        smoothed constraint holds, else the constraint's; the answer averages the feasible
+        iterates of the last quarter), augmented Lagrangian (Adam; multiplier by dual
+        ascent, quadratic term ``penalty``), or the quadratic penalty
+        ``penalty / 2 * max(0, target - P)^2`` alone (which stops short of the target).
     evaluation : {"cap", "posted"}
         The exact mechanism of the final evaluation (and of ``method="grid"``).
     method : {"gradient", "grid"}
@@ -387,8 +392,10 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
     key : int
         Seed of the draws and of the minibatches.
     steps, batch_size, learning_rate
-        Adam steps (split evenly over the ``tau`` stages; the learning rate decays by a
-        cosine schedule), minibatch size, initial learning rate (log-parameters).
+        Optimiser steps (split evenly over the ``tau`` stages; the learning rate decays by
+        a cosine schedule), minibatch size, initial learning rate (the parameters are
+        optimised in log space, so it is a relative step).  The feasibility term of
+        one-markup rules uses the whole training sample at every step.
     tau : tuple of float
         Smoothing levels of the smoothed equilibrium, one compiled stage each.
     temperature : (float, float)
@@ -426,7 +433,8 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
     P. Milgrom and M. Watt, "Linear pricing mechanisms for markets without convexity",
     EC 2022.  M. Blondel et al., "Efficient and modular implicit differentiation",
     NeurIPS 2022.  D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization",
-    ICLR 2015.
+    ICLR 2015.  G. Lan and Z. Zhou, "Algorithms for stochastic optimization with function
+    or expectation constraints", Computational Optimization and Applications, 2020.
 
     Examples
     --------
