@@ -16,7 +16,8 @@ PKG = pathlib.Path(jw.__file__).resolve().parent
 SOLVER_RESULTS = [jw.AuctionResult, jw.ConvexifiedResult, jw.RoundingResult, jw.MarkupResult,
                   jw.RationingResult, jw.EfficientAllocation, jw.OptimalAllocationResult,
                   jw.WalrasianResult, jw.ItemPriceAuctionResult, jw.CWEResult,
-                  jw.ItemPriceWelfareResult]
+                  jw.ItemPriceWelfareResult, jw.PriceInfo, jw.MultiUnitPriceInfo,
+                  jw.TuningResult, jw.MarkupEvaluation, jw.PostedOutcome]
 
 
 @pytest.mark.parametrize("cls", SOLVER_RESULTS, ids=lambda c: c.__name__)
