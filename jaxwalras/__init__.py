@@ -39,6 +39,7 @@ from .markup import MarkupResult, markup_mechanism
 from .rationing import RationingResult, rationing_mechanism
 from .welfare import EfficientAllocation, WelfareBound, efficient_allocation, welfare_bound
 from .economy_json import load_economy, save_economy
+from .pglib import load_pglib_uc
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
@@ -61,7 +62,7 @@ __all__ = [
     "convexified_equilibrium", "SmoothedEquilibrium", "smoothed_equilibrium",
     "RoundingResult", "shapley_folkman_rounding", "worst_case_reserve", "MarkupResult",
     "markup_mechanism", "RationingResult", "rationing_mechanism", "EfficientAllocation",
-    "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy",
+    "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy", "load_pglib_uc",
     # combinatorial
     "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",
