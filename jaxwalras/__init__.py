@@ -37,7 +37,8 @@ from .smoothed import SmoothedEquilibrium, smoothed_equilibrium
 from .rounding import RoundingResult, shapley_folkman_rounding, worst_case_reserve
 from .markup import MarkupResult, markup_mechanism
 from .rationing import RationingResult, rationing_mechanism
-from .welfare import EfficientAllocation, WelfareBound, efficient_allocation, welfare_bound
+from .welfare import (EfficientAllocation, WelfareBound, efficient_allocation, uplift,
+                      welfare_bound)
 from .economy_json import load_economy, save_economy
 from .pglib import load_pglib_uc
 
@@ -62,7 +63,7 @@ __all__ = [
     "convexified_equilibrium", "SmoothedEquilibrium", "smoothed_equilibrium",
     "RoundingResult", "shapley_folkman_rounding", "worst_case_reserve", "MarkupResult",
     "markup_mechanism", "RationingResult", "rationing_mechanism", "EfficientAllocation",
-    "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy", "load_pglib_uc",
+    "WelfareBound", "efficient_allocation", "welfare_bound", "uplift", "load_economy", "save_economy", "load_pglib_uc",
     # combinatorial
     "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",

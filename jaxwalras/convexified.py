@@ -42,7 +42,7 @@ from .economy import MenuArrays, MenuEconomy
 from .exact_finish import device_exact_finish, host_exact_finish
 from .highs import menu_lp_feasible, solve_menu_lps
 from .kernels.smoothed_dual import solve_batch
-from .menu_host import broadcast_inputs, certificate, rel_gap, value_scale
+from .menu_host import broadcast_inputs, certificate, rel_gap, rel_infeasibility
 from .single_good import convexified_one_good
 from .status import Status
 
@@ -359,8 +359,9 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
             dual[m], primal[m], infeas[m] = c.dual, c.primal, c.infeasibility
         gap = dual - primal
         rel = rel_gap(gap, dual, primal, A, af)
-    scale = value_scale(A) + 1.0
-    certified = (rel <= rtol) & (infeas <= 1e-9 * scale * max(1, A.V.shape[-2]))
+    # both tests relative to the economy's own scales: the duality gap to its values, the
+    # excess demand of each good to the quantities of that good the weights move
+    certified = (rel <= rtol) & (rel_infeasibility(LAM, MU, A, rf) <= 1e-9)
     conv = ok & certified
     status = np.where(conv, Status.OK, np.where(ok, Status.NOT_CERTIFIED, Status.SOLVER_FAILED))
     for b in np.flatnonzero(~ok):      # tell infeasible economies from solver failures

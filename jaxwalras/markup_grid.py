@@ -83,7 +83,7 @@ def _simplex_batch(X, V, bm, Y, C, sm, a, r, *, max_iter: int):
         X, V, bm, Y, C, sm, a, r)
 
 
-_polish_batch = jax.jit(jax.vmap(max_budget_prices))
+_polish_batch = jax.jit(jax.vmap(functools.partial(max_budget_prices, slack=0.0)))
 
 
 def _simplex_fits(X: np.ndarray, Y: np.ndarray) -> bool:

@@ -22,7 +22,8 @@ from .economy import MenuArrays, MenuEconomy
 
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
            "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
-           "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL"]
+           "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
+           "rel_infeasibility"]
 
 #: relative tolerance of every final certificate of a mechanism outcome: an agent's
 #: shortfall from its best option is compared to its own scale (largest |value| or |cost|
@@ -93,6 +94,19 @@ def value_scale(A: MenuArrays, alpha: Any = None) -> np.ndarray:
     if alpha is not None:
         vb = vb / (1.0 + np.asarray(alpha))
     return np.maximum(np.maximum(vb, np.abs(A.C).max((-1, -2))), 1e-300)
+
+
+def rel_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, reserve: np.ndarray
+                      ) -> np.ndarray:
+    """``max_l (sum X lam + R - sum Y mu)_l / (sum |X| lam + sum |Y| mu + |R|)_l`` (0 where a
+    good is not traded): excess demand relative to the quantities of the good involved."""
+    d = np.einsum("...nk,...nkl->...l", lam, A.X)
+    s = np.einsum("...fk,...fkl->...l", mu, A.Y)
+    ex = d + reserve - s
+    sc = np.abs(d) + np.abs(s) + np.abs(reserve)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(ex > 0, ex / np.where(sc > 0, sc, 1.0), 0.0)
+    return rel.max(-1)
 
 
 def quantity_scale(A: MenuArrays) -> np.ndarray:
