@@ -88,7 +88,7 @@ def _check_range(arr: np.ndarray, name: str) -> None:
     a = np.abs(arr)
     bad = (a > MAX_MAGNITUDE) | ((a > 0) & (a < MIN_MAGNITUDE))
     if bad.any():
-        val = arr[bad].ravel()[0]
+        val = float(arr[bad].ravel()[0])
         raise ValueError(f"{name}: found {val!r}; values, costs and quantities must be 0 or of "
                          f"magnitude within [{MIN_MAGNITUDE:g}, {MAX_MAGNITUDE:g}] (change the "
                          "unit of money or of the goods)")

@@ -144,6 +144,7 @@ def _finish_markup(A: MenuArrays, alpha, p, cb, cs, R, set_aside, certified, low
     status = np.where((status == Status.OK) & ~ok, Status.NOT_CERTIFIED, status)
     lower = np.where(ok | none, lower, 0.0)
     cert_min = certified & ok & (1.0 + alpha <= (1.0 + lower) * (1.0 + 1e-12))
+    lower = np.where(cert_min, alpha, lower)     # the same number, after the ulp nudge
     sh = lambda z: np.asarray(z).reshape(batch + np.shape(z)[1:])  # noqa: E731
     return MarkupResult(
         markup=sh(alpha), prices=sh(p), buyer_prices=sh(beta), buyer_choice=sh(cb),
