@@ -43,6 +43,32 @@ USE_HIGHSPY = True
 _BANNER_DONE = False
 
 
+class _Quiet:
+    """Redirect the process's standard output and error (file descriptors 1 and 2) to the
+    null device: HiGHS' C++ code prints some diagnostics (e.g. from its MIP solver) with
+    ``printf``, whatever its output options say."""
+
+    def __enter__(self) -> "_Quiet":
+        self.saved = []
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.null = open(os.devnull, "w")
+            for fd in (1, 2):
+                self.saved.append((fd, os.dup(fd)))
+                os.dup2(self.null.fileno(), fd)
+        except OSError:  # pragma: no cover - no such descriptors
+            pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for fd, keep in self.saved:
+            os.dup2(keep, fd)
+            os.close(keep)
+        if hasattr(self, "null"):
+            self.null.close()
+
+
 def _new_highs() -> Any:
     """A silent ``highspy.Highs`` (the first one of a process prints a licence banner
     from C++ on standard output: that one is created with the output redirected)."""
@@ -345,7 +371,10 @@ def solve_milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, integralit
                          ("mip_feasibility_tolerance", float(feasibility_tol)),
                          ("primal_feasibility_tolerance", float(feasibility_tol))):
             highs.setOptionValue(key, val)
-        if highs.passModel(lp) == h.HighsStatus.kError or highs.run() == h.HighsStatus.kError:
+        with _Quiet():
+            failed = (highs.passModel(lp) == h.HighsStatus.kError
+                      or highs.run() == h.HighsStatus.kError)
+        if failed:
             return MilpResult("failed", None, np.nan, 0)
         st = highs.getModelStatus()
         info = highs.getInfo()
@@ -360,7 +389,7 @@ def solve_milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, integralit
         if st == h.HighsModelStatus.kInfeasible:
             return MilpResult("infeasible", None, np.nan, nodes)
         return MilpResult("failed", x, bound, nodes)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _Quiet():
         warnings.simplefilter("ignore")
         res = milp(c, integrality=integrality, bounds=(0, 1),
                    constraints=LinearConstraint(A, lb, ub),
