@@ -73,7 +73,9 @@ class ConvexifiedResult(NamedTuple):
         ``gap / max(|dual_value|, |primal_value|, value scale)``, the value scale being the
         largest ``|value| / (1 + markup)`` or ``|cost|`` of the economy.
     converged : ndarray of bool, shape (...)
-        The solver reported success and the certificate is within ``rtol``.
+        The solver reported success and the float64 certificate holds: relative duality
+        gap ``<= rtol`` and, in every good, excess demand ``<= 1e-9`` of the quantities of
+        that good the weights move (both relative to the economy's own scales).
     status : ndarray of int, shape (...)
         :class:`jaxwalras.Status` code: ``OK``, ``INFEASIBLE`` (reserve beyond capacity),
         ``SOLVER_FAILED`` or ``NOT_CERTIFIED`` (gap or infeasibility above tolerance).

@@ -124,14 +124,17 @@ def _finish_markup(A: MenuArrays, alpha, p, cb, cs, R, set_aside, certified, low
     py = np.einsum("bl,bl->b", p, chk.y)
     # round-off can leave a budget "deficit" of an ulp at an exactly binding markup: raise
     # alpha by a few ulps so that (1+alpha) p.x >= p.y holds exactly (relative nudge only)
+    nudged = False
     for _ in range(4):
         short = py - (1.0 + a_eval) * px
         fix = (short > 0) & (px > 0) & (short <= 1e-12 * py) & ~none
         if not fix.any():
             break
+        nudged = True
         a_eval = np.where(fix, np.nextafter(a_eval + short / np.where(px > 0, px, 1.0), np.inf),
                           a_eval)
-    chk = outcome_check(A, a_eval, p, cb, cs, set_aside=set_aside)
+    if nudged:
+        chk = outcome_check(A, a_eval, p, cb, cs, set_aside=set_aside)
     alpha = np.where(none, np.inf, a_eval)
     beta = (1.0 + a_eval)[:, None] * p
     wb = np.zeros(V.shape)

@@ -324,7 +324,8 @@ def shapley_folkman_rounding(economy: MenuEconomy, prices: Any, markup: Any,
 
     Agents with a single positive weight keep that option.  Each mixing agent gets one
     option from its demand set at ``(1+markup) p`` (supply set at ``p``; tolerance
-    ``1e-8`` x value scale) or with positive weight.  Among all such combinations:
+    ``1e-10`` of the agent's own values and payments) or with positive weight.  Among all
+    such combinations (balances to ``1e-10`` of the economy's quantities):
 
     * default (markup mechanism): require production >= consumption in every good and
       return the combination with the largest budget surplus ``(1+markup) p.sum x - p.sum y``;
