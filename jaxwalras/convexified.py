@@ -39,7 +39,7 @@ import numpy as np
 from ._batching import map_chunks
 from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
-from .exact_finish import device_exact_finish, host_exact_finish
+from .exact_finish import canonical_prices, device_exact_finish, host_exact_finish
 from .highs import menu_lp_feasible, solve_menu_lps
 from .kernels.smoothed_dual import solve_batch
 from .menu_host import broadcast_inputs, certificate, rel_gap, rel_infeasibility
@@ -55,7 +55,11 @@ class ConvexifiedResult(NamedTuple):
     Attributes
     ----------
     prices : ndarray, shape (..., L)
-        Seller prices ``p >= 0`` (NaN where no solution was found).
+        Seller prices ``p >= 0`` (NaN where no solution was found).  Where the optimal
+        prices are not unique (degenerate LPs), the exact methods return the
+        lexicographically smallest optimal prices (the one-good envelope: the smallest
+        optimal price), a choice that depends on the economy alone, not on the method,
+        the backend or the other economies of the batch.
     buyer_prices : ndarray, shape (..., L)
         ``(1 + markup) * p``.
     buyer_weights : ndarray, shape (..., N, Kb)
@@ -350,6 +354,11 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
     else:
         ok, P, LAM, MU, it, cert = _smoothed_then_exact(
             A, af, rf, exact=exact, chunk_size=chunk_size, backend=backend, **device_options)
+    if method == "lp" or (method == "smoothed" and exact):
+        # optimal prices need not be unique: return the lexicographically smallest ones, a
+        # choice that depends on the economy alone (not on the solver, backend or batch)
+        P = canonical_prices(P, LAM, MU, A, af, rf, ok)
+        cert = None
     if cert is None:
         c = certificate(P, LAM, MU, A, af, rf)
         dual, primal, gap, rel, infeas = c

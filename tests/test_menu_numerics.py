@@ -329,3 +329,64 @@ def test_no_solver_chatter(capfd):
     jw.efficient_allocation(jw.examples.random_menu_economy(30, 6, 6, 6, 3, seed=2), time_limit=0.05)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+# ------------------------------------------------------------------ canonical prices
+def lex_min_optimal_prices(e, g_star):
+    """Lexicographically smallest p >= 0 with g(p) <= g* (the optimal dual set), by HiGHS:
+    g(p) <= g* with one epigraph variable per agent, then min p_1, fix, min p_2, ..."""
+    X, V, Y, C = (np.asarray(getattr(e, f)) for f in
+                  ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
+    bm, sm = np.asarray(e.buyer_mask), np.asarray(e.seller_mask)
+    N, Kb, L = X.shape
+    F, Ks, _ = Y.shape
+    nv = L + N + F
+    A, b = [], []
+    for n in range(N):                   # V - X.p <= t_n
+        for k in range(Kb):
+            if bm[n, k]:
+                row = np.zeros(nv)
+                row[:L], row[L + n] = -X[n, k], -1.0
+                A.append(row)
+                b.append(-V[n, k])
+    for f in range(F):                   # Y.p - C <= s_f
+        for k in range(Ks):
+            if sm[f, k]:
+                row = np.zeros(nv)
+                row[:L], row[L + N + f] = Y[f, k], -1.0
+                A.append(row)
+                b.append(C[f, k])
+    row = np.zeros(nv)
+    row[L:] = 1.0
+    A.append(row)
+    b.append(g_star * (1 + 1e-12) + 1e-12)
+    bounds = [(0, None)] * L + [(None, None)] * (N + F)
+    p = np.zeros(L)
+    for l in range(L):
+        c = np.zeros(nv)
+        c[l] = 1.0
+        res = linprog(c, A_ub=np.array(A), b_ub=np.array(b), bounds=bounds, method="highs")
+        p[l] = res.x[l]
+        bounds[l] = (0, p[l] * (1 + 1e-10) + 1e-12)
+    return p
+
+
+def test_convexified_prices_are_the_least_optimal_ones_whatever_the_batch():
+    # integer bundles and costs: degenerate LPs with a whole face of optimal prices
+    eco = jw.examples.fixed_cost_economy(7, n_buyers=12, n_sellers=3, n_goods=2, batch_shape=(12,))
+    ce = jw.convexified_equilibrium(eco)
+    assert ce.converged.all()
+    lp = jw.convexified_equilibrium(eco, method="lp")
+    dev = jw.convexified_equilibrium(eco, backend="device")
+    perm = np.random.default_rng(0).permutation(12)
+    mix = jw.MenuEconomy.stack([eco[int(i)] for i in perm] + [scaled(eco[0], 1e6)])
+    cm = jw.convexified_equilibrium(mix)
+    for j, i in enumerate(perm):
+        np.testing.assert_allclose(cm.prices[j], ce.prices[i], rtol=1e-12, atol=0)
+    for i in range(12):
+        np.testing.assert_allclose(jw.convexified_equilibrium(eco[i]).prices, ce.prices[i],
+                                   rtol=1e-12, atol=0)
+        ref = lex_min_optimal_prices(eco[i], float(ce.dual_value[i]))
+        np.testing.assert_allclose(ce.prices[i], ref, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(lp.prices, ce.prices, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dev.prices, ce.prices, rtol=1e-9, atol=1e-12)
