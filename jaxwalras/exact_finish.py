@@ -302,14 +302,38 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
     slack = (s_ - d) > 1e-9 * (quantity_scale(Ai) + np.abs(ri))
     pn0 = P[idx] * qs / vs[:, None]
     pmax = np.where(slack, 0.0, 1e3 * np.maximum(np.abs(pn0).max(-1, keepdims=True), 1.0))
+    real = okr & (np.abs(G).sum(-1) > 0)
+
+    def near(p):   # constraints (nearly) binding or violated at p, relative per row
+        Gp = np.einsum("bml,bl->bm", G, p)
+        return real & (h - Gp <= 1e-3 * (np.abs(h) + np.abs(Gp)) + 1e-12)
+
+    # only constraints (nearly) binding at the solver's prices can shape the optimal face,
+    # so the LP starts with those; rows binding or violated at its answer are added and it
+    # is solved again (a few rounds); rows are compacted to the front in a fixed order
+    active = near(pn0)
     size = _CANON_CHUNKS[0] if B <= _CANON_CHUNKS[0] else _CANON_CHUNKS[1]
     fn = _lex_batch()
-    with jax.enable_x64(True):          # scoped: the global flag is untouched
-        parts = [o for _, _, o in map_chunks(
-            lambda ix: fn(*(jnp.asarray(z[ix]) for z in (G, h, okr, pmax))), B, size,
-            floor=size)]
-    pn = np.concatenate([o[0] for o in parts])
-    st = np.concatenate([o[1] for o in parts])
+    pn = pn0.copy()
+    st = np.full(B, 2)
+    todo = np.arange(B)
+    for _ in range(4):
+        if todo.size == 0:
+            break
+        act = active[todo]
+        order = np.argsort(~act, axis=1, kind="stable")
+        Mx = padded_size(int(act.sum(1).max(initial=1)), floor=16)
+        sel = order[:, :Mx]
+        args = (np.take_along_axis(G[todo], sel[..., None], 1),
+                np.take_along_axis(h[todo], sel, 1), np.take_along_axis(act, sel, 1), pmax[todo])
+        with jax.enable_x64(True):          # scoped: the global flag is untouched
+            parts = [o for _, _, o in map_chunks(
+                lambda ix: fn(*(jnp.asarray(z[ix]) for z in args)), todo.size, size, floor=size)]
+        pn[todo] = np.concatenate([o[0] for o in parts])
+        st[todo] = np.concatenate([o[1] for o in parts])
+        more = near(pn)[todo] & ~active[todo]
+        active[todo] |= more
+        todo = todo[more.any(1) & (st[todo] == 0)]
     pc = pn * vs[:, None] / qs
     # keep the canonical prices only where they are optimal (the same duality gap check)
     primal = (lam * V).sum((-1, -2)) / (1 + ai) - (mu * C).sum((-1, -2))
