@@ -18,6 +18,7 @@ from ._validation import check_choice, warn_deprecated
 from .convexified import convexified_equilibrium
 from .economy import MenuArrays, MenuEconomy
 from .mechanisms import flat_economy, reserve_levels
+from .menu_host import outcome_check
 from .rounding import round_flat
 from .status import Status
 from .welfare import bound_terms
@@ -52,7 +53,10 @@ class RationingResult(NamedTuple):
     reserve : ndarray, shape (..., L)
         Auctioneer supply used in the convexified LP.
     converged : ndarray of bool, shape (...)
-        Feasible, sellers in supply sets, LPs solved.
+        The float64 certificate verified: every seller in its supply set at ``p`` (to
+        ``1e-9`` of its own costs and receipts), production covers the buyers' allocation
+        in every good (to ``1e-9`` of the quantities), prices ``>= 0``, and the LPs were
+        solved.  Buyers are rationed by design: their losses are in ``buyer_losses``.
     status : ndarray of int, shape (...)
         :class:`jaxwalras.Status`: ``OK``, ``NO_SOLUTION`` (no reserve level gave a
         feasible seller rounding), ``SOLVER_FAILED`` (the buyers' re-optimisation failed)
@@ -172,10 +176,11 @@ def rationing_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
     wbnd = bound_terms(A, p, wb, ws)
     xb = np.einsum("bnk,bnkl->bnl", wb, X)
     budget = 0.0 - wbnd.revenue_deficit
-    us = np.where(sm, np.einsum("bfkl,bl->bfk", Y, p) - C, -np.inf)
-    gap_s = us.max(-1) - np.take_along_axis(us, cs[..., None], -1)[..., 0]
-    vscale = 1.0 + max(np.abs(V).max(initial=0.0), np.abs(C).max(initial=0.0))
-    conv = done & ok2 & wbnd.feasible & (gap_s <= 1e-7 * vscale).all(1)
+    # the final certificate, in float64 and independent of the search: sellers in their
+    # supply sets at p (each against its own scale), production covering the buyers'
+    # allocation in every good, prices non-negative; rationing losses are reported
+    chk = outcome_check(A, np.zeros(B), p, None, cs, buyer_weights=wb)
+    conv = done & ok2 & chk.sellers_ok & chk.feasible & chk.prices_ok
     status = np.where(conv, Status.OK, np.where(~done, Status.NO_SOLUTION, np.where(
         ~ok2, Status.SOLVER_FAILED, Status.NOT_CERTIFIED))).astype(np.int64)
     sh = lambda z: np.asarray(z).reshape(batch + np.shape(z)[1:])  # noqa: E731
