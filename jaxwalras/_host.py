@@ -41,6 +41,8 @@ HOST_FUNCTIONS: dict[str, str] = {
     "rationing_mechanism": "jaxwalras.smoothed_equilibrium for differentiable outcomes",
     "welfare_bound": "a host call after the traced computation",
     "efficient_allocation": "a host call (it solves a MILP)",
+    "uplift": "a host call after the traced computation",
+    "load_pglib_uc": "a host call before tracing (it reads a file)",
     "optimal_allocation": "jaxwalras.kernels.setfunc.welfare_dp (jittable)",
     "walrasian_equilibrium": "jaxwalras.kernels.setfunc.item_demand / lyapunov (jittable)",
     "ascending_auction": "jaxwalras.kernels.setfunc.ascending_auction (jittable)",

@@ -177,7 +177,7 @@ def _cmd_markup(args: argparse.Namespace) -> int:
     eco = _load_menu(args.file)
     mk = markup_mechanism(eco, reserve=args.reserve, method=args.method, backend=args.backend,
                           max_markup=args.max_markup)
-    payload = {"markup": float(mk.markup), "prices": _floats(mk.prices),
+    payload = {"markup": _floats(mk.markup), "prices": _floats(mk.prices),
                "buyer_prices": _floats(mk.buyer_prices),
                "buyer_choice": np.asarray(mk.buyer_choice).tolist(),
                "seller_choice": np.asarray(mk.seller_choice).tolist(),

@@ -322,7 +322,7 @@ def test_json_roundtrip_and_cli(tmp_path, capsys):
     bad.write_text(json.dumps({"buyers": [{"options": [{"bundle": [-1], "value": 1}]}],
                                "sellers": []}))
     assert main(["markup", str(bad)]) == 2
-    assert "non-negative" in capsys.readouterr().err
+    assert "buyers[0].options[0].bundle[0]: must be >= 0, got -1" in capsys.readouterr().err
     (tmp_path / "x.json").write_text("{not json")
     assert main(["markup", str(tmp_path / "x.json")]) == 2
 
