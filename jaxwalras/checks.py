@@ -271,7 +271,8 @@ def check_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> li
     msgs: list[str] = []
     for b in range(v.shape[0]):
         for msg in _violations(v[b], d[b], s[b], p[b], x[b]):
-            prefix = f"market {np.unravel_index(b, batch)}: " if batch else ""
+            idx = tuple(int(i) for i in np.unravel_index(b, batch))
+            prefix = f"market {idx}: " if batch else ""
             msgs.append(prefix + msg)
     return msgs
 
