@@ -258,10 +258,11 @@ class MenuEconomy:
         object.__setattr__(self, "seller_names", seller_names)
 
     @classmethod
-    def _unchecked(cls, *fields: Any, names: tuple[Any, Any] = (None, None)) -> "MenuEconomy":
+    def _unchecked(cls, *fields: Any, names: tuple[Any, ...] = (None, None)) -> "MenuEconomy":
         """Build without validation (pytree unflattening, internal slicing)."""
         obj = object.__new__(cls)
-        obj._set(*fields, *names)
+        X, V, Y, C, bm, sm = fields
+        obj._set(X, V, Y, C, bm, sm, *names)
         return obj
 
     @property

@@ -36,7 +36,7 @@ try:
     HAVE_HIGHSPY = all(hasattr(_highspy, n) for n in (
         "Highs", "HighsLp", "MatrixFormat", "HighsModelStatus", "HighsStatus"))
 except Exception:  # pragma: no cover - highspy missing: scipy's linprog runs HiGHS
-    _highspy, HAVE_HIGHSPY = None, False
+    _highspy, HAVE_HIGHSPY = None, False  # type: ignore[assignment]
 
 #: set to False to force the ``scipy.optimize.linprog`` path (tests do)
 USE_HIGHSPY = True
@@ -204,7 +204,7 @@ def _solve_menu_lp_scaled(A: MenuArrays, a: float, r: np.ndarray):
                          shape=(len(bu) + len(su), nbv + nsv))
     ok, x, duals, nit = dual_simplex(c, sp.vstack([sp.csr_matrix(A_ub), A_eq]).tocsc(), L,
                                      -const_use, np.ones(len(bu) + len(su)))
-    if not ok:
+    if not ok or x is None or duals is None:
         return False, np.full(L, np.nan), lam, mu, nit
     xsol = np.clip(x, 0.0, 1.0)
     lam[bi, bk] = xsol[:nbv]
@@ -279,7 +279,7 @@ def _blocks_scaled(A: MenuArrays, a: np.ndarray, r: np.ndarray, elastic: np.ndar
                         (np.concatenate([rows_ub, B * L + arow]), np.concatenate([cols_ub, cols]))),
                        shape=(B * L + len(uniq), ncol))
     good, x, duals, nit = dual_simplex(c, Am, B * L, -const_use.ravel(), np.ones(len(uniq)))
-    if not good:
+    if not good or x is None or duals is None:
         return np.zeros(B, bool), np.full((B, L), np.nan), LAM, MU, np.zeros(B, np.int64)
     xs = np.clip(x, 0.0, 1.0)
     LAM[bb, bn, bk] = xs[:nbv]
@@ -396,6 +396,6 @@ def solve_milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, integralit
                    options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap),
                             "disp": False})
     status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(res.status, "failed")
-    bound = getattr(res, "mip_dual_bound", None)
-    return MilpResult(status, res.x, np.nan if bound is None else float(bound),
+    dual = getattr(res, "mip_dual_bound", None)
+    return MilpResult(status, res.x, float("nan") if dual is None else float(dual),
                       int(getattr(res, "mip_node_count", 0) or 0))

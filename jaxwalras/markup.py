@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .typing import ArrayLike
+from ._progress import Progress
 from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .highs import menu_lp_feasible
@@ -212,12 +214,12 @@ def _scan(A: MenuArrays, R: np.ndarray, max_markup: float, batch) -> MarkupResul
                           np.ones(B, np.int64), batch)
 
 
-def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
+def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
                      method: str = "auto", backend: str = "auto", n_grid: int = 16,
                      max_markup: float = 4.0, min_markup: float = 1e-4,
                      refine_rounds: int = 4, n_refine: int = 4,
                      max_combinations: int = 4096, exact_single_good: bool | None = None,
-                     **solver_options: Any) -> MarkupResult:
+                     progress: bool | None = None, **solver_options: Any) -> MarkupResult:
     """The markup mechanism: the least markup ``alpha >= 0`` with a markup outcome.
 
     A markup outcome ``(alpha, p, omega)`` has every seller in its supply set at ``p``,
@@ -271,6 +273,10 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
         Rounding enumeration cap before the exact MILP fallback (grid).
     exact_single_good : bool, optional
         Deprecated: ``False`` means ``method="grid"``.
+    progress : bool, optional
+        Show a progress bar on standard error (grid: one step per reserve level, with the
+        number of economies still searching; ``None``: only when the environment variable
+        ``JAXWALRAS_PROGRESS=1`` is set).
     **solver_options
         Options of :func:`jaxwalras.convexified_equilibrium`'s smoothed device solver
         (grid); given, they select it for every size.
@@ -340,27 +346,30 @@ def markup_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
     status = np.full(B, Status.NO_SOLUTION)
     lp_seen = np.zeros(B, bool)       # some reserve level had a solvable LP
     todo = np.arange(B)
-    for R in levels:
-        if todo.size == 0:
-            break
-        found, best, c_, _, lp_ok0, ne = search(
-            D, todo, R, backend, int(n_grid), float(max_markup), float(min_markup),
-            int(refine_rounds), int(n_refine), int(max_combinations), solver_options)
-        evals[todo] += ne
-        g = todo[found]
-        alpha[g] = best.alpha[found]
-        p[g] = best.p[found]
-        cb[g] = best.cb[found]
-        cs[g] = best.cs[found]
-        Rused[g] = R[g]
-        cert[g] = c_[found]
-        status[g] = Status.OK
-        nf = todo[~found]
-        lp_seen[todo[lp_ok0]] = True
-        for b in nf[~lp_ok0[~found] & ~lp_seen[nf]]:   # no LP solved at any level so far
-            status[b] = (Status.SOLVER_FAILED if menu_lp_feasible(A.take(b), R[b])
-                         else Status.INFEASIBLE)
-        todo = nf
+    with Progress(len(levels), "markup search", unit="level", enabled=progress) as bar:
+        for R in levels:
+            if todo.size == 0:
+                break
+            bar.update(0, searching=int(todo.size))
+            found, best, c_, _, lp_ok0, ne = search(
+                D, todo, R, backend, int(n_grid), float(max_markup), float(min_markup),
+                int(refine_rounds), int(n_refine), int(max_combinations), solver_options)
+            evals[todo] += ne
+            g = todo[found]
+            alpha[g] = best.alpha[found]
+            p[g] = best.p[found]
+            cb[g] = best.cb[found]
+            cs[g] = best.cs[found]
+            Rused[g] = R[g]
+            cert[g] = c_[found]
+            status[g] = Status.OK
+            nf = todo[~found]
+            lp_seen[todo[lp_ok0]] = True
+            for b in nf[~lp_ok0[~found] & ~lp_seen[nf]]:   # no LP solved at any level so far
+                status[b] = (Status.SOLVER_FAILED if menu_lp_feasible(A.take(b), R[b])
+                             else Status.INFEASIBLE)
+            todo = nf
+            bar.update(searching=int(todo.size))
     # the grid proves nothing below its answer: the certified lower bound is 0 (= the
     # markup itself where that is 0)
     lower = np.zeros(B)

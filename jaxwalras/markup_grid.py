@@ -121,7 +121,7 @@ def _lp_certified(A: MenuArrays, a, r, p, lam, mu) -> np.ndarray:
 
 
 def _solve_lps(D: Prepared, idx: np.ndarray, a: np.ndarray, r: np.ndarray, backend: str,
-               solver_options: dict) -> tuple[np.ndarray, ...]:
+               solver_options: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Convexified LPs for instances (economy ``idx``, markup ``a``, reserve ``r``).
 
     Returns ``(lp_ok, p, lam, mu, n_fallback)``: ``lp_ok`` = an optimal vertex was found
@@ -147,7 +147,8 @@ def _solve_lps(D: Prepared, idx: np.ndarray, a: np.ndarray, r: np.ndarray, backe
 
         def highs(sel):
             sub = MenuEconomy.from_arrays(A.take(sel))
-            ce = convexified_equilibrium(sub, markup=a[sel], reserve=r[sel], method="lp")
+            ce = convexified_equilibrium(sub, markup=a[sel], reserve=r[sel], method="lp",
+                                         progress=False)
             ok[sel] = np.asarray(ce.converged)
             p[sel] = np.nan_to_num(np.asarray(ce.prices, float))
             lam[sel] = np.asarray(ce.buyer_weights, float)
@@ -173,7 +174,7 @@ def _solve_lps(D: Prepared, idx: np.ndarray, a: np.ndarray, r: np.ndarray, backe
     else:
         method = "lp"
     ce = convexified_equilibrium(MenuEconomy.from_arrays(A), markup=a, reserve=r,
-                                 method=method, **opts)
+                                 method=method, progress=False, **opts)
     return (np.asarray(ce.converged), np.nan_to_num(np.asarray(ce.prices, float)),
             np.asarray(ce.buyer_weights, float), np.asarray(ce.seller_weights, float), 0)
 

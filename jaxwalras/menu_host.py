@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .typing import ArrayLike
 from ._validation import as_float_array, broadcast_batch
 from .economy import MenuArrays, MenuEconomy
 
@@ -224,7 +225,7 @@ def certificate(p: np.ndarray, lam: np.ndarray, mu: np.ndarray, A: MenuArrays, a
     return Certificate(dual, primal, gap, rel_gap(gap, dual, primal, A, a), infeas)
 
 
-def demand_gaps(economy: MenuEconomy, prices: Any, markup: Any = 0.0
+def demand_gaps(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike = 0.0
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Shortfall of every option from the agent's best choice (host, float64).
 
@@ -270,7 +271,7 @@ def demand_gaps(economy: MenuEconomy, prices: Any, markup: Any = 0.0
     return np.where(A.bm, bg, np.inf), np.where(A.sm, sg, np.inf)
 
 
-def dual_objective(economy: MenuEconomy, prices: Any, markup: Any = 0.0, reserve: Any = 0.0
+def dual_objective(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0
                    ) -> np.ndarray:
     """The dual ``g(p)`` of the convexified LP (host, float64).
 

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from .typing import ArrayLike
 from .highs import dual_simplex
 from .multiunit import MultiUnitMarket
 from ._callback import from_wire, from_wire_host, to_wire, to_wire_host
@@ -107,7 +108,7 @@ def _one_market(v: np.ndarray, d: np.ndarray, s: np.ndarray, rtol: float):
                       shape=(n + m, n * m))
     ok, x, _, nit = dual_simplex(-v.ravel(), A, n + m, np.concatenate([d, s]).astype(float),
                                  np.zeros(0))
-    if not ok:
+    if not ok or x is None:
         return np.full(m, np.nan), sig_p, False, int(Status.SOLVER_FAILED), nit
     x = np.round(x).reshape(n, m)
     vs = max(float(v.max(initial=0.0)), 1e-300)
@@ -176,7 +177,7 @@ def _one_market(v: np.ndarray, d: np.ndarray, s: np.ndarray, rtol: float):
     return p, sig_p, degenerate, int(Status.OK if cert else Status.NOT_CERTIFIED), nit
 
 
-def buyer_optimal_prices(market: MultiUnitMarket, values: Any = None, *, info: bool = False,
+def buyer_optimal_prices(market: MultiUnitMarket, values: ArrayLike | None = None, *, info: bool = False,
                          rtol: float = 1e-9):
     """Buyer-optimal (least) Walrasian prices for real-valued values, differentiable.
 

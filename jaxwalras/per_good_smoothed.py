@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from .economy import MenuEconomy
 from .kernels.smoothed_dual import normalisation
 
@@ -67,7 +68,7 @@ def per_good_one(X, V, bm, Y, C, sm, alpha, R, tau, iters):
     return p, lam, mu
 
 
-def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: Any, reserve: Any = 0.0, *,
+def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: ArrayLike, reserve: ArrayLike = 0.0, *,
                                   tau: float = 1e-2, iters: int = 30):
     """Logit-smoothed equilibrium with a markup per good, differentiable in every input.
 

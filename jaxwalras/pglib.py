@@ -129,14 +129,15 @@ def _thermal_levels(name: str, g: Any, m: int, cost_unit: float):
     if not isinstance(pw, list) or not pw:
         raise ValueError(f"{where}.piecewise_production: must be a non-empty list of "
                          "{'mw', 'cost'} points")
-    mw, cost = [], []
+    mw_list: list[float] = []
+    cost_list: list[float] = []
     for i, pt in enumerate(pw):
         w = f"{where}.piecewise_production[{i}]"
         if not isinstance(pt, dict) or "mw" not in pt or "cost" not in pt:
             raise ValueError(f"{w}: must be an object with 'mw' and 'cost'")
-        mw.append(_num(pt["mw"], f"{w}.mw", nonnegative=True))
-        cost.append(_num(pt["cost"], f"{w}.cost") * cost_unit)
-    mw, cost = np.array(mw), np.array(cost)
+        mw_list.append(_num(pt["mw"], f"{w}.mw", nonnegative=True))
+        cost_list.append(_num(pt["cost"], f"{w}.cost") * cost_unit)
+    mw, cost = np.array(mw_list), np.array(cost_list)
     if np.any(np.diff(mw) < 0):
         i = int(np.argmax(np.diff(mw) < 0)) + 1
         raise ValueError(f"{where}.piecewise_production[{i}].mw: {mw[i]!r} is below the "

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from ._batching import padded_size
 from ._validation import as_float_array
 from .economy import MenuEconomy
@@ -85,7 +86,7 @@ def _outcomes(bm: np.ndarray, sm: np.ndarray, cap: int):
     return np.stack([o[idx[:, a]] for a, o in enumerate(opts)], 1) if len(opts) else idx
 
 
-def posted_markup_outcomes(economy: MenuEconomy, markups: Any, reserve: Any = 0.0, *,
+def posted_markup_outcomes(economy: MenuEconomy, markups: ArrayLike, reserve: ArrayLike = 0.0, *,
                            max_outcomes: int = 200_000, rtol: float = 1e-9) -> PostedOutcome:
     """The best markup outcome of every economy at posted (per-good) markups, exactly.
 
@@ -169,12 +170,12 @@ def posted_markup_outcomes(economy: MenuEconomy, markups: Any, reserve: Any = 0.
     OM = np.zeros((Be, M, N + F), np.int64)          # outcomes, best welfare first
     W = np.full((Be, M), -np.inf)
     EX = np.full((Be, M, L), -np.inf)
-    for e, om in enumerate(enum):
-        x = X[e][np.arange(N), om[:, :N]].sum(1)
-        y = Y[e][np.arange(F), om[:, N:]].sum(1)
-        w = V[e][np.arange(N), om[:, :N]].sum(1) - C[e][np.arange(F), om[:, N:]].sum(1)
+    for k, om in enumerate(enum):
+        x = X[k][np.arange(N), om[:, :N]].sum(1)
+        y = Y[k][np.arange(F), om[:, N:]].sum(1)
+        w = V[k][np.arange(N), om[:, :N]].sum(1) - C[k][np.arange(F), om[:, N:]].sum(1)
         o = np.argsort(-w, kind="stable")
-        OM[e, :len(o)], W[e, :len(o)], EX[e, :len(o)] = om[o], w[o], (y - x)[o]
+        OM[k, :len(o)], W[k, :len(o)], EX[k, :len(o)] = om[o], w[o], (y - x)[o]
     # candidates of each instance: physically feasible with its reserve
     okm = (EX[eid] - rs[:, None, :] >= -(rtol * qs[eid] * (N + F))[:, None, :]).all(-1)
     rank = np.cumsum(okm, 1) - 1

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .typing import ArrayLike
+from ._progress import Progress
 from ._validation import check_choice, warn_deprecated
 from .convexified import convexified_equilibrium
 from .economy import MenuArrays, MenuEconomy
@@ -79,9 +81,9 @@ class RationingResult(NamedTuple):
     iterations: Any
 
 
-def rationing_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
+def rationing_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
                         backend: str = "auto", max_combinations: int = 4096,
-                        method: str | None = None,
+                        method: str | None = None, progress: bool | None = None,
                         **solver_options: Any) -> RationingResult:
     """The rationing mechanism (one price ``p`` for everyone, buyers may be rationed).
 
@@ -109,6 +111,10 @@ def rationing_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
         Rounding enumeration cap before the exact MILP fallback.
     method : str, optional
         Deprecated: ``"device"`` or ``"lp"`` (now ``backend="device"`` / ``"host"``).
+    progress : bool, optional
+        Show a progress bar on standard error (one step per reserve level tried, then the
+        buyers' step; ``None``: only when the environment variable
+        ``JAXWALRAS_PROGRESS=1`` is set).
     **solver_options
         Passed to :func:`jaxwalras.convexified_equilibrium`.
 
@@ -145,30 +151,34 @@ def rationing_mechanism(economy: MenuEconomy, reserve: Any = "adaptive", *,
     done = np.zeros(B, bool)
     tried = np.zeros(B, np.int64)
     todo = np.arange(B)
-    for R in levels:
-        if todo.size == 0:
-            break
-        tried[todo] += 1
-        sub = eco[todo]
-        ce = convexified_equilibrium(sub, markup=0.0, reserve=-R[todo], method=cmethod,
-                                     **solver_options)
-        pp = np.nan_to_num(np.asarray(ce.prices, float))
-        _, cs_, feas, _, _, _, _ = round_flat(
-            A.take(todo), pp, np.zeros(todo.size), np.asarray(ce.buyer_weights, float),
-            np.asarray(ce.seller_weights, float), sellers_only=True,
-            max_combinations=max_combinations)
-        ok = feas & np.asarray(ce.converged)
-        g = todo[ok]
-        p[g], cs[g], Rused[g], done[g] = pp[ok], cs_[ok], R[todo][ok], True
-        todo = todo[~ok]
-    # step 3: buyers re-optimised for the fixed production (one aggregate zero-cost seller)
-    ytot = np.take_along_axis(Y, cs[..., None, None], 2)[:, :, 0, :].sum(1)      # (B, L)
-    Y2 = np.zeros((B, 1, 2, L))
-    Y2[:, 0, 1] = ytot
-    eco2 = MenuEconomy.from_arrays(MenuArrays(X, V, bm, Y2, np.zeros((B, 1, 2)),
-                                              np.ones((B, 1, 2), bool)))
-    ce2 = convexified_equilibrium(eco2, markup=0.0, reserve=0.0, method=cmethod,
-                                  **solver_options)
+    with Progress(len(levels) + 1, "rationing", unit="step", enabled=progress) as bar:
+        for R in levels:
+            if todo.size == 0:
+                break
+            tried[todo] += 1
+            sub = eco[todo]
+            ce = convexified_equilibrium(sub, markup=0.0, reserve=-R[todo], method=cmethod,
+                                         progress=False, **solver_options)
+            pp = np.nan_to_num(np.asarray(ce.prices, float))
+            _, cs_, feas, _, _, _, _ = round_flat(
+                A.take(todo), pp, np.zeros(todo.size), np.asarray(ce.buyer_weights, float),
+                np.asarray(ce.seller_weights, float), sellers_only=True,
+                max_combinations=max_combinations)
+            ok = feas & np.asarray(ce.converged)
+            g = todo[ok]
+            p[g], cs[g], Rused[g], done[g] = pp[ok], cs_[ok], R[todo][ok], True
+            todo = todo[~ok]
+            bar.update(unresolved=int(todo.size))
+        bar.set_total(int(tried.max(initial=0)) + 1)   # levels actually tried + step 3
+        # step 3: buyers re-optimised for the fixed production (one aggregate zero-cost seller)
+        ytot = np.take_along_axis(Y, cs[..., None, None], 2)[:, :, 0, :].sum(1)      # (B, L)
+        Y2 = np.zeros((B, 1, 2, L))
+        Y2[:, 0, 1] = ytot
+        eco2 = MenuEconomy.from_arrays(MenuArrays(X, V, bm, Y2, np.zeros((B, 1, 2)),
+                                                  np.ones((B, 1, 2), bool)))
+        ce2 = convexified_equilibrium(eco2, markup=0.0, reserve=0.0, method=cmethod,
+                                      progress=False, **solver_options)
+        bar.update()
     wb = np.asarray(ce2.buyer_weights, float)
     ok2 = np.asarray(ce2.converged)
     ws = np.zeros(C.shape)

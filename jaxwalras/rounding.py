@@ -31,6 +31,7 @@ import numpy as np
 
 import scipy.sparse as sp
 
+from .typing import ArrayLike
 from ._validation import as_float_array, broadcast_batch, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .highs import solve_milp
@@ -183,7 +184,6 @@ def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
         hi = np.where(priced, xbar + ftol, np.inf)
         base = np.where(~mix_s[..., None], ys0, 0.0).sum(1)
         base_score = np.where(~mix_s, rs0, 0.0).sum(1)
-        zb, sb = None, None
     else:
         lo = -ftol
         hi = np.full((B, L), np.inf)
@@ -316,8 +316,8 @@ def _milp_choose(base, Zc, Sc, Vc, lo, hi):
     return ok, best
 
 
-def shapley_folkman_rounding(economy: MenuEconomy, prices: Any, markup: Any,
-                             buyer_weights: Any, seller_weights: Any, *,
+def shapley_folkman_rounding(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike,
+                             buyer_weights: ArrayLike, seller_weights: ArrayLike, *,
                              sellers_only: bool = False,
                              max_combinations: int = 4096) -> RoundingResult:
     """Round a convexified (vertex) solution to pure options (Shapley-Folkman rounding).

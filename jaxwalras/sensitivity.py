@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from ._callback import from_wire, from_wire_host, to_wire, to_wire_host
 from ._validation import check_choice
 from .convexified import convexified_equilibrium
@@ -149,10 +150,11 @@ def _host_solve(A: MenuArrays, a: np.ndarray, r: np.ndarray, method: str, P0: np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ce = convexified_equilibrium(MenuEconomy.from_arrays(sub), markup=ag, reserve=rg,
-                                         method=method, rtol=rtol)
+                                         method=method, rtol=rtol, progress=False)
         P[good], LAM[good], MU[good] = ce.prices, ce.buyer_weights, ce.seller_weights
         status[good], its[good] = ce.status, ce.iterations
         return P, LAM, MU, status, its
+    assert P0 is not None, "the device methods pass their prices to the exact finish"
     ok, Pg, Lg, Mg, it = host_exact_finish(P0[good], sub, ag, rg)
     cert = certificate(Pg, Lg, Mg, sub, ag, rg)
     qs = np.maximum(sub.X.max((1, 2)), sub.Y.max((1, 2))).max(-1)
@@ -214,12 +216,12 @@ def _basis(A: MenuArrays, a: np.ndarray, r: np.ndarray, P: np.ndarray, LAM: np.n
     rb0 = kb0[cb[0], cb[1]]
     rs0 = ks0[cs[0], cs[1]]
     econ = np.concatenate([cb[0], cs[0], cl[0]])
-    prio = np.concatenate([~pb[cb], ~ps[cs], ~pslack[cl]]).astype(np.int8)
-    typ = np.concatenate([np.full(cb[0].size, _BUYER), np.full(cs[0].size, _SELLER),
+    prio: np.ndarray = np.concatenate([~pb[cb], ~ps[cs], ~pslack[cl]]).astype(np.int8)
+    typ: np.ndarray = np.concatenate([np.full(cb[0].size, _BUYER), np.full(cs[0].size, _SELLER),
                           np.full(cl[0].size, _SLACK)]).astype(np.int32)
-    ag = np.concatenate([cb[1], cs[1], cl[1]]).astype(np.int32)
-    op = np.concatenate([cb[2], cs[2], np.zeros(cl[0].size, np.int64)]).astype(np.int32)
-    rf = np.concatenate([rb0, rs0, np.zeros(cl[0].size, np.int64)]).astype(np.int32)
+    ag: np.ndarray = np.concatenate([cb[1], cs[1], cl[1]]).astype(np.int32)
+    op: np.ndarray = np.concatenate([cb[2], cs[2], np.zeros(cl[0].size, np.int64)]).astype(np.int32)
+    rf: np.ndarray = np.concatenate([rb0, rs0, np.zeros(cl[0].size, np.int64)]).astype(np.int32)
     rows = np.concatenate([X[cb[0], cb[1], cb[2]] - X[cb[0], cb[1], rb0],
                            Y[cs[0], cs[1], cs[2]] - Y[cs[0], cs[1], rs0],
                            np.eye(L)[cl[1]] * qs[cl[0], cl[1]][:, None]]) / qs[econ]
@@ -326,7 +328,7 @@ def _smoothed_p0(X, V, bm, Y, C, sm, a, r, *, batch):
 
 
 @jax.jit
-def _flags(ties, pdeg, sing, st):
+def _flags(ties: Any, pdeg: Any, sing: Any, st: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
     ok = st == int(Status.OK)
     return (ok & (ties | pdeg | sing), ties & ok, pdeg & ok, sing & ok, ok, st)
 
@@ -383,7 +385,7 @@ def _is_traced(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0, *,
+def equilibrium_prices(economy: MenuEconomy, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0, *,
                        info: bool = False, method: str = "auto", rtol: float = 1e-9):
     """Exact convexified equilibrium prices, differentiable by LP sensitivity at the basis.
 
@@ -494,7 +496,8 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
         raise ValueError(f"method: 'envelope' is the exact single-good method and needs L == 1 "
                          f"goods, got L = {L}")
     dt = jnp.result_type(float)
-    a, r = markup, reserve
+    a: Any = markup
+    r: Any = reserve
     if not _is_traced(a):
         a = np.asarray(a, np.float64)
         if a.dtype == object or not np.all(np.isfinite(a)) or (a.size and a.min() <= -1):
@@ -588,4 +591,5 @@ def equilibrium_prices(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0
     p = _assemble(X, V, Y, C, a, ph, kind, agent, opt, ref, batch=batch)
     if not info:
         return p
-    return p, PriceInfo(*_flags(ties, pdeg, sing, st), iterations=jnp.asarray(its))
+    degenerate, ties, pdeg, sing, ok, st = _flags(ties, pdeg, sing, st)
+    return p, PriceInfo(degenerate, ties, pdeg, sing, ok, st, iterations=jnp.asarray(its))

@@ -73,14 +73,14 @@ def _upper_hulls(z: np.ndarray, w: np.ndarray, alive: np.ndarray, max_passes: in
         changed = drop.any(-1)
         al[rows] = a & ~drop
         rows = rows[changed]
-    for r in rows:                                  # pathological rows: monotone chain
+    for r in rows:                         # pathological rows: monotone chain
         ks = np.nonzero(al[r])[0]
         hull: list[int] = []
         for k in ks:
             while len(hull) >= 2:
-                i, j = hull[-2], hull[-1]
-                if (ws[r, j] - ws[r, i]) * (zs[r, k] - zs[r, i]) <= \
-                        (ws[r, k] - ws[r, i]) * (zs[r, j] - zs[r, i]):
+                h0, h1 = hull[-2], hull[-1]
+                if (ws[r, h1] - ws[r, h0]) * (zs[r, k] - zs[r, h0]) <= \
+                        (ws[r, k] - ws[r, h0]) * (zs[r, h1] - zs[r, h0]):
                     hull.pop()
                 else:
                     break

@@ -10,12 +10,13 @@ differentiating the iterations.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from .economy import MenuEconomy
 from .kernels import menu
 from .kernels.smoothed_dual import normalisation, solve_smoothed_dual
@@ -129,7 +130,7 @@ def _check_concrete(economy: MenuEconomy, markup: Any, reserve: Any) -> None:
                              "can produce; the convexified economy is infeasible")
 
 
-def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0, *,
+def smoothed_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0, *,
                          tau: float = 1e-3, stages: int = 6, steps: int = 5
                          ) -> SmoothedEquilibrium:
     """Entropic-smoothed convexified equilibrium, differentiable in every input.
@@ -212,7 +213,7 @@ def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any =
     fields = [jnp.broadcast_to(f, batch + f.shape[nb:]) for f in fields]
     a = jnp.broadcast_to(a, batch)
     r = jnp.broadcast_to(r, batch + (L,))
-    fn = lambda X, V, bm, Y, C, sm, al, R: _smoothed_single(  # noqa: E731
+    fn: Callable[..., Any] = lambda X, V, bm, Y, C, sm, al, R: _smoothed_single(  # noqa: E731
         X, V, bm, Y, C, sm, al, R, tau=float(tau), stages=int(stages), steps=int(steps))
     for _ in batch:
         fn = jax.vmap(fn)

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .typing import ArrayLike
 from ._validation import check_choice
 from .economy import MenuEconomy
 from .markup import markup_mechanism
@@ -472,12 +473,13 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
     train = _draw(gen, n_train, key, "economies")
     test = None
     if heldout is not None:
-        test = _draw(gen, heldout, key + 7919, "heldout") if isinstance(heldout, (int, np.integer)) \
+        test = _draw(gen, int(heldout), key + 7919, "heldout") if isinstance(heldout, (int, np.integer)) \
             else _flat(heldout)
     mk = markup_mechanism(train) if evaluation == "cap" else None
     if evaluation == "posted":   # least uniform markup with a posted outcome, on a fine grid
         star = _posted_least_markups(train)
     else:
+        assert mk is not None
         star = np.where(np.asarray(mk.status) == Status.OK, np.asarray(mk.markup, np.float64),
                         np.inf)
     fin = star[np.isfinite(star)]
@@ -514,7 +516,7 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         okc = fe >= (min_feasibility or 0.0) - 1e-12
         j = int(np.argmax(np.where(okc, objs, -np.inf))) if okc.any() else int(np.argmax(fe))
         theta = np.array([g[j]])
-        traj = {name: g, "objective": objs, "feasibility": fe}
+        trajectory = {name: np.asarray(g), "objective": objs, "feasibility": fe}
         iters = len(g)
     else:
         smooth = objective in ("welfare", "revenue") or rule == "per_good"
@@ -543,8 +545,8 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         t0, t1 = (float(t) for t in temperature)
         dual = float(dual_learning_rate)
         bs = min(int(batch_size), B)
-        traj = {k: [] for k in (name, "objective", "feasibility", "multiplier", "tau",
-                                "temperature")}
+        traj: dict[str, list[Any]] = {k: [] for k in (name, "objective", "feasibility",
+                                                      "multiplier", "tau", "temperature")}
         target = None if min_feasibility is None else float(min_feasibility)
 
         @functools.partial(jax.jit, static_argnames=("tau_s",))
@@ -569,7 +571,8 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
                 raw, state, obj, pf = step(
                     raw, state, data, jnp.asarray(star[idx], dt), jnp.asarray(nb[idx], dt), temp,
                     mult, float(ts), tau_s=None if rule == "per_good" else float(ts))
-                if switching and k >= steps - steps // 4 and float(pf) >= target:
+                if switching and k >= steps - steps // 4 and target is not None \
+                        and float(pf) >= target:
                     kept.append(before)
                 if target is not None and constraint == "lagrangian":
                     mult = max(0.0, mult + dual * (target - float(pf)))
@@ -585,7 +588,7 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
         # Zhou's cooperative stochastic approximation), else the last iterate
         last = np.mean(kept, 0) if kept else np.asarray(raw, np.float64)
         theta = start * np.exp(last)
-        traj = {kk: np.asarray(v) for kk, v in traj.items()}
+        trajectory = {kk: np.asarray(v) for kk, v in traj.items()}
         iters = int(steps)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"tune_markups: the parameters became non-finite ({theta}); "
@@ -597,12 +600,12 @@ def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "wel
                                                          evaluation=evaluation)
     ok = bool(np.all(np.isfinite(theta))) and (
         min_feasibility is None or ev_train.feasibility >= float(min_feasibility))
-    return TuningResult(params=params, train=ev_train, heldout=ev_test, trajectory=traj,
+    return TuningResult(params=params, train=ev_train, heldout=ev_test, trajectory=trajectory,
                         least_markups=star, converged=ok,
                         status=int(Status.OK if ok else Status.NOT_CERTIFIED), iterations=iters)
 
 
-def exact_markup_quantile(values: Any, q: float) -> float:
+def exact_markup_quantile(values: ArrayLike, q: float) -> float:
     """The least ``c`` with ``values <= c`` for at least a fraction ``q`` of them (the
     exact answer a ``min_feasibility=q`` markup-cap tuner targets; ``inf`` entries count
     as never feasible).

@@ -27,6 +27,8 @@ import numpy as np
 
 import scipy.sparse as sp
 
+from .typing import ArrayLike
+from ._progress import Progress
 from ._validation import as_float_array, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .highs import lp_scales, solve_milp
@@ -183,8 +185,8 @@ def bound_terms(A: MenuArrays, p, wb, ws) -> WelfareBound:
     return WelfareBound(rd, bl, sl, rd + bl.sum(-1) + sl.sum(-1), welfare, excess, feasible)
 
 
-def welfare_bound(economy: MenuEconomy, prices: Any, buyer_allocation: Any,
-                  seller_allocation: Any) -> WelfareBound:
+def welfare_bound(economy: MenuEconomy, prices: ArrayLike, buyer_allocation: ArrayLike,
+                  seller_allocation: ArrayLike) -> WelfareBound:
     """Certificate of the bound-form first welfare theorem for any prices and allocation.
 
     ``S* - S(omega) <= p.(sum_f y_f - sum_n x_n) + sum_n R_n + sum_f R_f`` with
@@ -286,7 +288,8 @@ def _milp_one(A: MenuArrays, convex_buyers: bool, time_limit: float, mip_rel_gap
 
 def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
                          time_limit: float = 60.0, max_variables: int = 200_000,
-                         mip_rel_gap: float = 0.0) -> EfficientAllocation:
+                         mip_rel_gap: float = 0.0,
+                         progress: bool | None = None) -> EfficientAllocation:
     """Exact efficient allocation of a (batch of) menu economies by mixed-integer LP.
 
     ``max sum_{n,k} lam[n,k] V[n,k] - sum_{f,k} mu[f,k] C[f,k]`` s.t. one option per agent
@@ -313,6 +316,9 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
         Refuse (ValueError) economies with more real options than this.
     mip_rel_gap : float
         HiGHS relative optimality gap in ``[0, 1)`` (0 = exact).
+    progress : bool, optional
+        Show a progress bar over the economies on standard error (``None``: only when the
+        environment variable ``JAXWALRAS_PROGRESS=1`` is set).
 
     Returns
     -------
@@ -363,10 +369,12 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
     out_it = np.zeros(flat, np.int64)
     out_wb = np.zeros((flat, N, Kb))
     out_ws = np.zeros((flat, F, Ks))
-    for i in range(flat):  # host MILP: one economy at a time by nature
-        (out_w[i], out_wb[i], out_ws[i], out_ub[i], out_st[i],
-         out_it[i]) = _milp_one(Af.take(i), convex_buyers, float(time_limit),
-                                float(mip_rel_gap))
+    with Progress(flat, "efficient allocations", unit="economy", enabled=progress) as bar:
+        for i in range(flat):  # host MILP: one economy at a time by nature
+            (out_w[i], out_wb[i], out_ws[i], out_ub[i], out_st[i],
+             out_it[i]) = _milp_one(Af.take(i), convex_buyers, float(time_limit),
+                                    float(mip_rel_gap))
+            bar.update()
     return EfficientAllocation(
         welfare=out_w.reshape(batch),
         buyer_choice=out_wb.argmax(-1).reshape(batch + (N,)),
@@ -377,7 +385,7 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
         status=out_st.reshape(batch), iterations=out_it.reshape(batch))
 
 
-def uplift(economy: MenuEconomy, prices: Any, seller_allocation: Any) -> np.ndarray:
+def uplift(economy: MenuEconomy, prices: ArrayLike, seller_allocation: ArrayLike) -> np.ndarray:
     """Lost-opportunity-cost uplift of every seller at given prices.
 
     Seller ``f``'s lost opportunity cost at prices ``p`` is what it could earn on its own

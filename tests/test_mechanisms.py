@@ -320,7 +320,7 @@ def test_json_roundtrip_and_cli(tmp_path, capsys):
     assert "markup alpha" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"buyers": [{"options": [{"bundle": [-1], "value": 1}]}],
-                               "sellers": []}))
+                               "sellers": [{"options": [{"bundle": [1], "cost": 1}]}]}))
     assert main(["markup", str(bad)]) == 2
     assert "buyers[0].options[0].bundle[0]: must be >= 0, got -1" in capsys.readouterr().err
     (tmp_path / "x.json").write_text("{not json")

@@ -150,7 +150,7 @@ def test_vmap_equals_the_per_economy_loop_and_batches():
         np.testing.assert_allclose(jvm, loop, rtol=1e-12, atol=1e-14)
         pj = jax.jit(jax.vmap(one))(V, eco)
         assert pj.dtype == jnp.float64
-        np.testing.assert_allclose(pj, [lp_prices(*arrays(eco[b])) for b in range(5)], rtol=1e-12)
+        np.testing.assert_allclose(pj, [lp_prices(*arrays(eco[b])) for b in range(5)], rtol=1e-10)  # independent LP solves agree to rounding, not bitwise
         # the batched call (no vmap) gives the same prices; the markup grid broadcasts
         pb = jw.equilibrium_prices(eco, markup=jnp.array([[0.0], [0.2]]), method="lp")
         assert pb.shape == (2, 5, 2)
@@ -196,7 +196,7 @@ def test_methods_agree_and_smoothed_path_runs():
     one = jw.examples.random_menu_economy(5, 2, 3, 4, 1, seed=3)
     with jax.enable_x64(True):
         np.testing.assert_allclose(jw.equilibrium_prices(one, method="envelope"),
-                                   jw.equilibrium_prices(one, method="lp"), rtol=1e-12)
+                                   jw.equilibrium_prices(one, method="lp"), rtol=1e-10)
 
 
 def test_money_scale_free():
@@ -207,7 +207,7 @@ def test_money_scale_free():
                               eco.seller_costs * s)
             np.testing.assert_allclose(jw.equilibrium_prices(big, method="lp"),
                                        s * np.asarray(jw.equilibrium_prices(eco, method="lp")),
-                                       rtol=1e-12)
+                                       rtol=1e-10)
             # dp/dV is dimensionless: unchanged
             np.testing.assert_allclose(jac(big, "buyer_values"), jac(eco, "buyer_values"),
                                        rtol=1e-9, atol=1e-12)
