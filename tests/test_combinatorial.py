@@ -500,6 +500,30 @@ def test_cwe_price_wars_on_cats_scheduling_keep_tolerance():
                                  requested[k]) == []
 
 
+def test_cwe_loosened_tolerance_is_reported_not_converged():
+    """patience=1 forces the last-resort loosening (tol x10 per purchase) on CATS
+    scheduling: every market is checked by brute force at the REQUESTED tolerance, and
+    `converged` must agree with that check -- a market that is a CWE only at the loosened
+    tolerance is reported TOLERANCE_LOOSENED, never OK."""
+    cm = jw.cats.scheduling(n_bidders=6, m=8, seed=1, n_markets=16)
+    res = jw.combinatorial_walrasian_equilibrium(cm, rtol=1e-5, patience=1)
+    requested = 1e-5 * cm.values.max(axis=-1)
+    n_loosened = 0
+    for k in range(16):
+        ok = cwe_violations_bf(cm.values[k], res.bundles[k], res.prices[k], res.holder[k],
+                               requested[k]) == []
+        assert bool(res.converged[k]) == ok, k
+        assert (int(res.status[k]) == jw.Status.OK) == ok, k
+        assert np.all(res.tol[k] >= requested[k] * (1 - 1e-12))      # never tightened
+        if not ok:
+            n_loosened += 1
+            assert int(res.status[k]) == jw.Status.TOLERANCE_LOOSENED
+            assert (res.tol[k] > requested[k]).any()           # reports what it used
+            assert cwe_violations_bf(cm.values[k], res.bundles[k], res.prices[k],
+                                     res.holder[k], res.tol[k] * (1 + 1e-9)) == []
+    assert n_loosened >= 1                    # the path is exercised on this draw
+
+
 def test_check_cwe_reports_violations():
     cm = shoes()
     assert jw.check_cwe(cm, [3, 0], [10.0, 0.0], [0, -1]) == []
