@@ -218,7 +218,89 @@ def test_random_markup_outcomes_satisfy_definition(tiny_batch, tiny_markup):
             assert s_star - mk.welfare[i] <= mk.welfare_bound[i] + 1e-9
         else:
             assert mk.status[i] != 0
-    assert mk.converged.mean() >= 0.5
+    assert mk.converged.all()          # every one of these tiny economies has an outcome
+
+
+# ------------------------------------------------------------------ least markup, brute force
+def least_markup_bruteforce(eco, grid, max_markup=4.0):
+    """The least markup of any pure outcome, by enumeration: every allocation whose
+    production covers consumption, then, with ``u = 1/(1+alpha)``, scipy LPs over the
+    prices.  Per allocation, the demand/supply-set conditions are linear in ``(p, u)``
+    (buyer: ``p.(X_k - X_j) <= u (V_k - V_j)``; seller: ``p.(Y_j - Y_k) <= C_j - C_k``):
+    two LPs give the range ``[a_lo, a_hi]`` of markups they allow; the budget
+    ``p.x >= u p.y`` is bilinear, so it is checked by an LP at ``a_lo`` and at every
+    grid markup in the range, in increasing order, until the best so far.  The answer
+    is feasible (an outcome exists at it) and no grid markup below it is."""
+    from scipy.optimize import linprog
+    X, V, Y, C = (np.asarray(getattr(eco, f), float) for f in
+                  ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"))
+    N, K, L = X.shape
+    F, Ks, _ = Y.shape
+    cands = []
+    for bc in itertools.product(range(K), repeat=N):
+        x = sum(X[n, bc[n]] for n in range(N))
+        for sc in itertools.product(range(Ks), repeat=F):
+            y = sum(Y[f, sc[f]] for f in range(F))
+            if np.any(y - x < 0):
+                continue
+            A = [np.r_[X[n, bc[n]] - X[n, j], V[n, j] - V[n, bc[n]]]
+                 for n in range(N) for j in range(K) if j != bc[n]]
+            b = [0.0] * len(A)
+            for f in range(F):
+                for j in range(Ks):
+                    if j != sc[f]:
+                        A.append(np.r_[Y[f, j] - Y[f, sc[f]], 0.0])
+                        b.append(C[f, j] - C[f, sc[f]])
+            A, b = np.array(A), np.array(b)
+            bounds = [(0, None)] * L + [(1 / (1 + max_markup), 1.0)]
+            c = np.r_[np.zeros(L), -1.0]
+            hi = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+            if hi.status != 0:
+                continue
+            lo = linprog(-c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+            cands.append((1 / -hi.fun - 1, 1 / lo.fun - 1, A, b, x, y))
+    best = np.inf
+    for a_lo, a_hi, A, b, x, y in sorted(cands, key=lambda t: t[0]):
+        if a_lo >= best:
+            break
+        for a in [a_lo] + [g for g in grid if a_lo < g <= a_hi]:
+            if a >= best:
+                break
+            u = 1 / (1 + a)
+            r = linprog(np.zeros(L + 1), A_ub=np.vstack([A, np.r_[u * y - x, 0.0]]),
+                        b_ub=np.r_[b, 0.0], bounds=[(0, None)] * L + [(u, u)], method="highs")
+            if r.status == 0:
+                best = a
+                break
+    return best
+
+
+MARKUP_GRID = np.geomspace(1e-3, 4, 80)          # ratio 1.11 between neighbours
+
+
+@pytest.mark.parametrize("seed", [4, 6, 7])
+def test_multi_good_markup_is_least_by_brute_force(seed):
+    """Two goods, 3 buyers and 2 sellers with 3 options each: the grid method's markup is
+    a valid outcome (so >= the least) and at most the brute-force least markup (grid of
+    the test, exact at each allocation's lower end) plus 0.5% -- a search that stops
+    early or skips its refinement is caught."""
+    eco = tiny_economy(seed, N=3, F=2, K=3)
+    mk = jw.markup_mechanism(eco, backend="host")
+    assert bool(mk.converged)
+    check_markup_outcome(eco, mk)
+    least = least_markup_bruteforce(eco, MARKUP_GRID)
+    assert np.isfinite(least)
+    assert float(mk.markup) <= least * 1.005 + 1e-9, (float(mk.markup), least)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap of the multi-good grid search: its LP "
+                   "roundings miss the pure outcome at markup 0.29 and it returns 2.12")
+def test_multi_good_markup_is_least_known_gap():
+    eco = tiny_economy(1, N=3, F=2, K=3)
+    mk = jw.markup_mechanism(eco, backend="host")
+    check_markup_outcome(eco, mk)
+    least = least_markup_bruteforce(eco, MARKUP_GRID)
+    assert float(mk.markup) <= least * 1.005 + 1e-9, (float(mk.markup), least)
 
 
 def test_markup_batch_equals_per_item(tiny_batch, tiny_markup):
@@ -343,13 +425,46 @@ def test_demo_prints_table1_outcomes():
     assert "0.7221" in text and "rationing" in text
 
 
+def _check_rationing(e, ra, min_trade):
+    """The rationing outcome's definition, computed here: sellers in their supply sets at
+    p, production covers the buyers' allocation, budget balance, and positive trade."""
+    p = np.asarray(ra.prices)
+    y = sum(e.seller_bundles[f, ra.seller_choice[f]] for f in range(e.n_sellers))
+    x = np.asarray(ra.buyer_allocation).sum(0)
+    assert np.all(y - x >= -1e-9)
+    assert abs(float(p @ (x - y))) <= 1e-9
+    prof = np.where(e.seller_mask, e.seller_bundles @ p - e.seller_costs, -np.inf)
+    for f in range(e.n_sellers):
+        assert prof[f].max() - prof[f, ra.seller_choice[f]] <= 1e-7
+    assert x.sum() >= min_trade and float(ra.welfare) > 0          # goods change hands
+
+
 def test_rationing_reserve_modes_and_batch_shape():
+    """Every reserve mode trades (a mode that shuts the market down fails here) and keeps
+    the definition; Table 1 (one seller of up to 6 units: its worst-case reserve of 6
+    covers all demand, so it is tested on a market of several small sellers instead)."""
     eco = jw.MenuEconomy.stack([jw.examples.milgrom_watt_table1()] * 2)
-    for reserve in ("none", "worst_case", [[0.5], [0.0]]):
+    for reserve in ("none", "adaptive", [[0.5], [0.0]]):
         ra = jw.rationing_mechanism(eco, reserve=reserve, backend="host")
         assert ra.prices.shape == (2, 1) and ra.buyer_allocation.shape == (2, 10, 1)
         assert ra.converged.all()
         assert np.all(ra.excess_supply >= -1e-9)
+        for i in range(2):
+            _check_rationing(eco[i], jax.tree_util.tree_map(lambda z: z[i], ra), 1.0)
+    # 10 unit-demand buyers, 5 sellers of 0, 1 or 2 units with a fixed cost: sellers'
+    # menu spread 2, so the worst-case auctioneer supply is 2 of a demand of 10
+    rng = np.random.default_rng(3)
+    v = rng.uniform(0.8, 2.0, (10, 1)).round(2)
+    qs = np.tile([1.0, 2.0], (5, 1))
+    cs = 0.3 + 0.5 * qs
+    small = jw.MenuEconomy.single_good(np.ones((10, 1)), v, qs, cs)
+    assert jw.worst_case_reserve(small, sellers_only=True).tolist() == [2.0]
+    for reserve in ("none", "adaptive", "worst_case", [1.0]):
+        ra = jw.rationing_mechanism(small, reserve=reserve, backend="host")
+        assert bool(ra.converged), reserve
+        _check_rationing(small, ra, 2.0)
+        if reserve == "worst_case":
+            np.testing.assert_allclose(ra.reserve, [2.0])
     with pytest.raises(ValueError, match="reserve"):
         jw.rationing_mechanism(eco, reserve=[1.0, 2.0, 3.0], backend="host")
 
