@@ -128,6 +128,11 @@ def menu_economy_to_dict(economy: MenuEconomy, goods: Any = None) -> dict:
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got "
                         f"{type(economy).__name__}")
+    if goods is not None:
+        if isinstance(goods, str) or not all(isinstance(g, str) for g in goods):
+            raise TypeError("goods: expected a list of names (str), one per good")
+        if len(goods) != economy.n_goods:
+            raise ValueError(f"goods: {len(goods)} names for L={economy.n_goods} goods")
     e = economy.to_numpy()
 
     def agents(Z, W, M, key, names, prefix):
