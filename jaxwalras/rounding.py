@@ -126,6 +126,9 @@ def worst_case_reserve(economy: MenuEconomy, sellers_only: bool = False) -> np.n
     >>> jw.worst_case_reserve(jw.examples.milgrom_watt_table1()).tolist()
     [6.0]
     """
+    if not isinstance(economy, MenuEconomy):
+        raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got "
+                        f"{type(economy).__name__}")
     L = economy.n_goods
     if sellers_only:
         Y = np.asarray(economy.seller_bundles, float)

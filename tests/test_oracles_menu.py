@@ -116,3 +116,30 @@ def test_save_economy_refuses_bad_input(tmp_path, eco):
     jw.save_economy(eco[0], tmp_path / "e.json", goods=["kWh", "MWh"])
     back = jw.load_economy(tmp_path / "e.json")
     np.testing.assert_array_equal(back.buyer_values, eco[0].buyer_values)
+
+
+def _spread(Z, mask):
+    """Largest spread max_k z_l - min_k z_l of any agent's (unmasked) options, per good."""
+    out = np.zeros(Z.shape[-1])
+    for a in range(Z.shape[0]):
+        opts = Z[a][np.asarray(mask[a], bool)]
+        out = np.maximum(out, opts.max(0) - opts.min(0))
+    return out
+
+
+def test_worst_case_reserve_definition_batch_and_bad_input():
+    """R_l = L * delta_l, delta_l the largest spread of any agent's menu in good l (of the
+    sellers' only with sellers_only), computed here; batch == loop; a non-economy refused."""
+    eco = jw.examples.random_menu_economy(5, 2, 3, 3, 2, seed=1, batch_shape=(3,))
+    R, Rs = jw.worst_case_reserve(eco), jw.worst_case_reserve(eco, sellers_only=True)
+    assert R.shape == Rs.shape == (3, 2)
+    for b in range(3):
+        e = eco[b]
+        X, Y = np.asarray(e.buyer_bundles, float), np.asarray(e.seller_bundles, float)
+        ds = _spread(Y, e.seller_mask)
+        np.testing.assert_allclose(Rs[b], 2 * ds, rtol=1e-15)
+        np.testing.assert_allclose(R[b], 2 * np.maximum(ds, _spread(X, e.buyer_mask)),
+                                   rtol=1e-15)
+        np.testing.assert_array_equal(jw.worst_case_reserve(e), R[b])
+    with pytest.raises(TypeError, match="economy: expected a jaxwalras.MenuEconomy"):
+        jw.worst_case_reserve("economy")
