@@ -174,12 +174,19 @@ def policy_markups(rule: str, params: dict, economy: MenuEconomy) -> np.ndarray:
     """
     check_choice(rule, "rule", ("uniform", "per_good", "inverse_n"))
     B, L = int(np.prod(economy.batch_shape, dtype=np.int64)), economy.n_goods
+    key = "c" if rule == "inverse_n" else "markup"
+    if not isinstance(params, dict) or key not in params:
+        raise ValueError(f'params: rule "{rule}" needs {{"{key}": ...}}, got {params!r}')
     if rule == "inverse_n":
         c = float(np.asarray(params["c"]))
         return np.broadcast_to((c / np.maximum(_n_buyers(economy), 1.0)).reshape(B, 1),
                                (B, L)).copy()
     a = np.asarray(params["markup"], np.float64)
-    return np.broadcast_to(a.reshape(-1) if rule == "per_good" else a, (B, L)).copy()
+    a = a.reshape(-1) if rule == "per_good" else a
+    if a.ndim > 1 or a.size not in (1, L):
+        raise ValueError(f"params: markup must be a scalar or one per good (L={L}), "
+                         f"got shape {np.shape(params['markup'])}")
+    return np.broadcast_to(a, (B, L)).copy()
 
 
 # ----------------------------------------------------------------------------------------
