@@ -87,15 +87,17 @@ def test_demand_gaps_batch_equals_the_loop_and_the_definition(eco):
 
 
 def test_smoothed_equilibrium_batch_equals_the_loop():
+    """Each economy of a batch gets the answer it gets alone (stages=2, steps=2 keep the
+    compiled solver small: the default 6 x 5 takes ~20 s to compile per shape).
+    Not converged at this budget, so this checks batch independence only."""
     eco = jw.examples.random_menu_economy(3, 1, 2, 2, 2, seed=3, batch_shape=(3,))
-    s = jw.smoothed_equilibrium(eco, markup=0.1, tau=1e-2, stages=2, steps=3)
+    opts = dict(markup=0.1, tau=1e-2, stages=2, steps=2)
+    s = jw.smoothed_equilibrium(eco, **opts)
     assert np.shape(s.prices) == (3, 2)
-    for b in range(3):    # economy b alone (three copies: the same compiled shape)
-        one = jw.smoothed_equilibrium(jw.MenuEconomy.stack([eco[b]] * 3), markup=0.1,
-                                      tau=1e-2, stages=2, steps=3)
-        for c in range(3):
-            np.testing.assert_allclose(np.asarray(one.prices)[c], np.asarray(s.prices)[b],
-                                       rtol=1e-5, atol=1e-7)
+    for b in range(3):
+        one = jw.smoothed_equilibrium(eco[b], **opts)
+        np.testing.assert_allclose(np.asarray(one.prices), np.asarray(s.prices)[b],
+                                   rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="tau"):
         jw.smoothed_equilibrium(eco, tau=0.0)
 
