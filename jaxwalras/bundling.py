@@ -18,8 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from . import _validation as _v
 from ._batching import padded_size
+from ._progress import Progress
 from .combinatorial import optimal_allocation
 from .kernels import setfunc as _k
 from .setfunction import (SetFunctionMarket, allocation_welfare, as_market, buyer_scale,
@@ -177,7 +179,7 @@ class _CWERun(NamedTuple):
 
 
 def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
-             patience: int) -> _CWERun:
+             patience: int, bar: Progress | None = None) -> _CWERun:
     """Drive :func:`kernels.setfunc.cwe_dynamics` in chunks of ``chunk`` rounds until every
     market is done (``fv``, the prices in ``full`` and the per-buyer ``tol`` ``(B, n)`` in
     units of each market's scale). Finished markets are compacted away once at most a
@@ -221,11 +223,15 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
             tol[live] = np.where(esc[:, None], tol[live] * 10.0, tol[live])
             last_esc[live] = np.where(esc, steps, last_esc[live])
             n_left = int((~done).sum())
+            if bar is not None:
+                bar.update(0, running=n_left)
             if n_left == 0 or (len(idx) > 8 and n_left <= len(idx) // 4):
                 break
         host = [np.asarray(x)[:count] for x in st]
         for k, arr in enumerate(host):
             full[k][live] = arr
+        if bar is not None:
+            bar.update(count - n_left)
         if n_left == 0:
             return _CWERun(full, tol)
         rest = live[~done]
@@ -235,9 +241,9 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
 
 
 def combinatorial_walrasian_equilibrium(
-        market: SetFunctionMarket, start: Any = None, *, rtol: float | None = None,
+        market: SetFunctionMarket, start: ArrayLike | None = None, *, rtol: float | None = None,
         rounds_per_call: int = 16, patience: int | None = None,
-        chunk: int | None = None) -> CWEResult:
+        chunk: int | None = None, progress: bool | None = None) -> CWEResult:
     """Combinatorial Walrasian equilibrium with at least half the start's welfare.
 
     Feldman, Gravin & Lucier (STOC 2013): the seller partitions the items into bundles and
@@ -294,6 +300,9 @@ def combinatorial_walrasian_equilibrium(
         Purchase rounds per device call (formerly ``chunk``).
     patience : int, optional
         Purchases without finishing before ``tol`` is loosened (see above).
+    progress : bool, optional
+        A progress bar of finished markets on standard error (``None``: only when the
+        environment variable ``JAXWALRAS_PROGRESS=1`` is set).
 
     Returns
     -------
@@ -363,7 +372,9 @@ def combinatorial_walrasian_equilibrium(
     tol_req = rtol * buyer_scale(fv)                                      # (B, n)
     full = _k.CWEState(bundles.astype(np.int32), prices, np.full((nb, m), -1, np.int32),
                        np.zeros(nb, bool), np.zeros(nb, np.int32))
-    full = _run_cwe(fv_n, full, tol_req / sc[:, None], ftype, rounds_per_call, patience)
+    with Progress(nb, "CWE", unit="market", enabled=progress) as bar:
+        full = _run_cwe(fv_n, full, tol_req / sc[:, None], ftype, rounds_per_call, patience,
+                        bar)
     tol = full.tol * sc[:, None]
     state = full.state
     b_out = np.asarray(state.bundles).astype(np.int64)
@@ -388,7 +399,7 @@ def combinatorial_walrasian_equilibrium(
                      regret.reshape(bs + (n,)))
 
 
-def check_cwe(market: SetFunctionMarket, bundles: Any, prices: Any, holder: Any,
+def check_cwe(market: SetFunctionMarket, bundles: ArrayLike, prices: ArrayLike, holder: ArrayLike,
               atol: float = 0.0, *, rtol: float = 1e-9, tol: float | None = None
               ) -> list[str]:
     """List the violated CWE conditions of one market (empty list = a valid CWE).

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .typing import ArrayLike
 from jaxwalras import flows as _flows
 from jaxwalras._validation import as_int_array
 from jaxwalras.multiunit import MultiUnitMarket, _check_market, _check_prices
@@ -241,7 +242,7 @@ def _prepare(market: MultiUnitMarket, prices: Any, allocation: Any):
             x.reshape(B, n, m), batch)
 
 
-def check_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> list[str]:
+def check_walrasian(market: MultiUnitMarket, prices: ArrayLike, allocation: ArrayLike) -> list[str]:
     """The violated Walrasian-equilibrium conditions; an empty list means Walrasian.
 
     Conditions (Eickhoff et al., 2024, §1): prices ``>= 0``; supply and demand respected; every buyer gets
@@ -279,7 +280,7 @@ def check_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> li
     return msgs
 
 
-def is_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> np.ndarray:
+def is_walrasian(market: MultiUnitMarket, prices: ArrayLike, allocation: ArrayLike) -> np.ndarray:
     """Boolean array of shape ``batch_shape``: does each market satisfy every condition of
     :func:`check_walrasian`?
 
@@ -294,7 +295,7 @@ def is_walrasian(market: MultiUnitMarket, prices: Any, allocation: Any) -> np.nd
     return walrasian_ok(v, d, s, p, x).reshape(batch)
 
 
-def is_buyer_optimal(market: MultiUnitMarket, prices: Any) -> np.ndarray:
+def is_buyer_optimal(market: MultiUnitMarket, prices: ArrayLike) -> np.ndarray:
     """Are ``prices`` the buyer-optimal Walrasian prices ``p*`` of each market?
 
     ``p*`` is the least minimiser of the L-natural-convex Lyapunov function

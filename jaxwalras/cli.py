@@ -286,7 +286,8 @@ def _cmd_we(args: argparse.Namespace) -> int:
 def _cmd_cwe(args: argparse.Namespace) -> int:
     from .bundling import combinatorial_walrasian_equilibrium
     cm, bidders, names = _load_setfunction(args.file, args.format)
-    res = combinatorial_walrasian_equilibrium(cm, rtol=args.rtol, patience=args.patience)
+    res = combinatorial_walrasian_equilibrium(cm, rtol=args.rtol, patience=args.patience,
+                                              progress=_progress(args))
     m = cm.n_items
     live = np.flatnonzero(np.asarray(res.bundles) > 0)
     payload: dict = {"bidders": bidders,

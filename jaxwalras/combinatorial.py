@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from . import _validation as _v
 from .kernels import setfunc as _k
 from .setfunction import (MAX_ITEMS, SetFunctionMarket, allocation_welfare, as_market,
@@ -58,7 +59,7 @@ def _scaled_prices(prices: np.ndarray, scale: np.ndarray, n_lead: int) -> np.nda
     return np.minimum(prices / sc, 2.0)
 
 
-def item_demand(market: SetFunctionMarket, prices: Any) -> DemandResult:
+def item_demand(market: SetFunctionMarket, prices: ArrayLike) -> DemandResult:
     """Batched demand query at item prices (device kernel).
 
     The kernel runs on each market's values and prices divided by the market's largest
@@ -107,7 +108,7 @@ def item_demand(market: SetFunctionMarket, prices: Any) -> DemandResult:
     return DemandResult(d, util)
 
 
-def bundle_demand(market: SetFunctionMarket, bundles: Any, prices: Any) -> DemandResult:
+def bundle_demand(market: SetFunctionMarket, bundles: ArrayLike, prices: ArrayLike) -> DemandResult:
     """Batched demand query at bundle prices (device kernel).
 
     Parameters

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from . import _validation as _v
 from . import setfunction_host as _h
 from .combinatorial import optimal_allocation
@@ -242,7 +243,7 @@ def _run_auction(g: np.ndarray, tol: np.ndarray, budget: np.ndarray
     return prices, done, steps
 
 
-def ascending_auction(market: SetFunctionMarket, *, step: Any = None,
+def ascending_auction(market: SetFunctionMarket, *, step: ArrayLike | None = None,
                       max_steps: int | None = None) -> ItemPriceAuctionResult:
     """Ascending item-price auction (Gul and Stacchetti, 1999; Ausubel, 2006), on the device.
 

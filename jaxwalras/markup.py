@@ -27,6 +27,7 @@ import numpy as np
 
 from .typing import ArrayLike
 from ._progress import Progress
+from .markup_enumerate import least_markup_enumerated
 from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .highs import menu_lp_feasible
@@ -164,7 +165,7 @@ def _resolve(method: str, backend: str, exact_single_good: Any) -> tuple[str, st
         new = "device" if method == "device" else "host"
         warn_deprecated(f'method="{method}"', f'backend="{new}"', stacklevel=4)
         method, backend = "auto", new
-    check_choice(method, "method", ("auto", "grid", "scan"))
+    check_choice(method, "method", ("auto", "grid", "scan", "enumerate"))
     check_choice(backend, "backend", ("auto", "device", "host"))
     if exact_single_good is not None:
         warn_deprecated("exact_single_good=", 'method="grid" (or "scan")', stacklevel=4)
@@ -180,7 +181,7 @@ def _scan_set_aside(reserve: Any, eco: MenuEconomy, batch: tuple[int, ...], B: i
     or the array given."""
     if isinstance(reserve, str) and reserve in ("adaptive", "none"):
         reserve_levels(reserve, eco, batch, B, sellers_only=False)       # validates
-        return np.zeros((B, 1))
+        return np.zeros((B, eco.n_goods))
     return reserve_levels(reserve, eco, batch, B, sellers_only=False)[-1]
 
 
@@ -214,11 +215,43 @@ def _scan(A: MenuArrays, R: np.ndarray, max_markup: float, batch) -> MarkupResul
                           np.ones(B, np.int64), batch)
 
 
+def _enumerate(A: MenuArrays, R: np.ndarray, max_markup: float, grid: np.ndarray,
+               max_outcomes: int, batch, progress: bool | None) -> MarkupResult:
+    """Least markup of every economy of a flat batch over all its pure allocations
+    (:mod:`jaxwalras.markup_enumerate`)."""
+    B, N = A.V.shape[:2]
+    F, L = A.C.shape[1], A.X.shape[-1]
+    sizes = np.concatenate([A.bm.sum(-1), A.sm.sum(-1)], 1).astype(np.float64).prod(-1)
+    if B and sizes.max() > max_outcomes:
+        b = int(np.argmax(sizes))
+        raise ValueError(f"max_outcomes: economy {b} of the batch has {int(sizes[b])} pure "
+                         f"allocations, more than max_outcomes={max_outcomes}; "
+                         f"method='enumerate' is for small economies (use method='grid', or "
+                         f"raise max_outcomes)")
+    alpha = np.full(B, np.inf)
+    p = np.zeros((B, L))
+    cb = np.zeros((B, N), np.int64)
+    cs = np.zeros((B, F), np.int64)
+    lower = np.zeros(B)
+    exact = np.zeros(B, bool)
+    found = np.zeros(B, bool)
+    evals = np.zeros(B, np.int64)
+    with Progress(B, "markup enumeration", unit="economy", enabled=progress) as bar:
+        for b in range(B):
+            r = least_markup_enumerated(A.take(b), R[b], max_markup, grid, max_outcomes)
+            alpha[b], p[b], cb[b], cs[b] = r.alpha, r.p, r.cb, r.cs
+            lower[b], exact[b], found[b], evals[b] = r.lower, r.exact, r.found, r.lps
+            bar.update()
+    status = np.where(found, Status.OK, Status.NO_SOLUTION)
+    return _finish_markup(A, alpha, p, cb, cs, R, R, exact, lower, status, evals, batch)
+
+
 def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
                      method: str = "auto", backend: str = "auto", n_grid: int = 16,
                      max_markup: float = 4.0, min_markup: float = 1e-4,
                      refine_rounds: int = 4, n_refine: int = 4,
-                     max_combinations: int = 4096, exact_single_good: bool | None = None,
+                     max_combinations: int = 4096, max_outcomes: int = 4096,
+                     exact_single_good: bool | None = None,
                      progress: bool | None = None, **solver_options: Any) -> MarkupResult:
     """The markup mechanism: the least markup ``alpha >= 0`` with a markup outcome.
 
@@ -239,7 +272,17 @@ def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
       candidate roundings whose LP prices leave a deficit (the LP's optimal prices need
       not be unique), over a grid of markups plus refinement.  Budget feasibility is not
       monotone in ``alpha``: the answer is the least feasible markup evaluated, certified
-      minimal only when it is 0.
+      minimal only when it is 0.  The rounding sees only the LP's mixing agents, so on
+      some economies an outcome at a much smaller markup exists (use ``"enumerate"``
+      where the economy is small).
+    * Several goods, small economies (``method="enumerate"``): every pure allocation with
+      ``y - x >= R`` (at most ``max_outcomes``); per allocation one LP gives the least
+      markup its demand/supply conditions allow (linear in ``(p, 1/(1+alpha))``), whose
+      minimum over the allocations is reported as the certified lower bound
+      ``markup_lower``; allocations are then searched by increasing bound, the budget
+      tested by an LP over prices at the bound and at ``4 n_grid`` geometric markups, the
+      last step halved 12 times (:mod:`jaxwalras.markup_enumerate`).  The markup found
+      has an outcome; it is certified least when it equals the bound.
 
     Parameters
     ----------
@@ -251,16 +294,17 @@ def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
         practical set-aside), ``"none"`` (0), ``"worst_case"`` (``L * delta``, which
         makes every rounding feasible, see :func:`jaxwalras.worst_case_reserve`), or an
         array broadcastable to ``B + (L,)`` (auctioneer demand per good, ``>= 0``).
-        Scan: the set-aside the outcome must keep, ``sum y - sum x >= R``: 0 for
-        ``"adaptive"`` and ``"none"`` (a set-aside never lowers the least markup),
+        Scan and enumerate: the set-aside the outcome must keep, ``sum y - sum x >= R``:
+        0 for ``"adaptive"`` and ``"none"`` (a set-aside never lowers the least markup),
         ``L * delta`` for ``"worst_case"``, or the array.
-    method : {"auto", "grid", "scan"}
+    method : {"auto", "grid", "scan", "enumerate"}
         ``"grid"``: ``alpha = 0`` and a geometric grid of ``n_grid`` markups in
         ``[min_markup, max_markup]``, all evaluated in ONE batched call (markups x
         economies), then ``refine_rounds`` linear sub-grids of ``n_refine`` points
         between the last infeasible and the first feasible point.  ``"scan"``: the exact
-        one-good method (``L = 1`` only).  ``"auto"``: ``"scan"`` for one good, else
-        ``"grid"``.
+        one-good method (``L = 1`` only).  ``"enumerate"``: every pure allocation (small
+        economies; reserve as for ``"scan"``).  ``"auto"``: ``"scan"`` for one good,
+        else ``"grid"``.
     backend : {"auto", "device", "host"}
         Where the grid's convexified LPs are solved: ``"device"`` (default for ``"auto"``:
         economies with a small LP tableau, ``(N+F+L) (N Kb + F Ks + L + 1) <= 4096``
@@ -271,6 +315,9 @@ def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
         outcome with a markup above ``max_markup`` is accepted (``NO_SOLUTION``).
     max_combinations : int
         Rounding enumeration cap before the exact MILP fallback (grid).
+    max_outcomes : int
+        ``"enumerate"``: the most pure allocations an economy may have (the product of
+        its agents' option counts); more raise ``ValueError``.
     exact_single_good : bool, optional
         Deprecated: ``False`` means ``method="grid"``.
     progress : bool, optional
@@ -334,6 +381,13 @@ def markup_mechanism(economy: MenuEconomy, reserve: ArrayLike = "adaptive", *,
         method = "scan" if L == 1 else "grid"
     if method == "scan":
         return _scan(A, _scan_set_aside(reserve, eco, batch, B), float(max_markup), batch)
+    if method == "enumerate":
+        if not isinstance(max_outcomes, (int, np.integer)) or isinstance(max_outcomes, bool) \
+                or max_outcomes < 1:
+            raise ValueError(f"max_outcomes: must be a positive integer, got {max_outcomes!r}")
+        grid = np.geomspace(float(min_markup), float(max_markup), 4 * int(n_grid))
+        return _enumerate(A, _scan_set_aside(reserve, eco, batch, B), float(max_markup), grid,
+                          int(max_outcomes), batch, progress)
     levels = reserve_levels(reserve, eco, batch, B, sellers_only=False)   # validates
     D = prepare(A)
     alpha = np.zeros(B)

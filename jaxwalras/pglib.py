@@ -55,6 +55,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .typing import PathLike
 from ._validation import check_choice
 from .economy import MenuEconomy
 
@@ -158,7 +159,8 @@ def _thermal_levels(name: str, g: Any, m: int, cost_unit: float):
     return np.array(levels), np.array(costs), bool(mr), pmin, cost[0]
 
 
-def load_pglib_uc(path: str | os.PathLike, hours: Any = None, *, demand: str = "voll",
+def load_pglib_uc(path: PathLike, hours: int | Sequence[int] | None = None, *,
+                  demand: str = "voll",
                   voll: float = 10_000.0, n_blocks: int = 10, levels_per_segment: int = 1,
                   cost_unit: float = 1.0) -> MenuEconomy:
     """Single-hour one-good menu economies from a PGLib-UC case (one per hour).
@@ -248,7 +250,7 @@ def load_pglib_uc(path: str | os.PathLike, hours: Any = None, *, demand: str = "
             hrs, single = np.array([int(hours)]), True
         else:
             try:
-                hrs = np.array(list(hours))
+                hrs = np.array(list(hours))  # type: ignore[arg-type]  # hours=True raises TypeError here
             except TypeError:
                 raise TypeError(f"hours: expected None, an integer or a sequence of integers, "
                                 f"got {hours!r}") from None

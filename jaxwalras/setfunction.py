@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from . import _validation as _v
 from .kernels import setfunc as _k
 
@@ -397,7 +398,7 @@ def normalized_values(values: np.ndarray) -> tuple[jax.Array, np.ndarray]:
     return jnp.asarray(vals / sc[..., None, None], jnp.result_type(float)), sc
 
 
-def allocation_welfare(market: SetFunctionMarket, allocation: Any) -> np.ndarray:
+def allocation_welfare(market: SetFunctionMarket, allocation: ArrayLike) -> np.ndarray:
     """Welfare ``sum_i v_i(X_i)`` (float64, host) of bitmask allocations.
 
     Parameters

@@ -46,17 +46,17 @@ sample, the best one kept.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .typing import ArrayLike
+from .typing import ArrayLike, KeyLike
 from ._validation import check_choice
 from .economy import MenuEconomy
-from .markup import markup_mechanism
+from .markup import MarkupResult, markup_mechanism
 from .per_good_smoothed import per_good_one, per_good_smoothed_equilibrium
 from .posted_markups import posted_markup_outcomes
 from .smoothed import smoothed_equilibrium
@@ -203,7 +203,7 @@ def _flat(economy: MenuEconomy) -> MenuEconomy:
 
 def evaluate_markups(economy: MenuEconomy, rule: str, params: dict, *,
                      objective: str = "welfare", evaluation: str = "cap",
-                     mechanism: Any = None) -> MarkupEvaluation:
+                     mechanism: MarkupResult | None = None) -> MarkupEvaluation:
     """Evaluate a markup policy EXACTLY on a sample of economies.
 
     Parameters
@@ -359,14 +359,16 @@ def _loss(raw, data, thresh, nb, thresh_all, nb_all, temp, lam_mult, rho, target
     return loss, (obj, pf)
 
 
-def tune_markups(economies: Any, *, rule: str = "uniform", objective: str = "welfare",
+def tune_markups(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy], *,
+                 rule: str = "uniform", objective: str = "welfare",
                  min_feasibility: float | None = None, constraint: str = "switching",
-                 evaluation: str = "cap", method: str = "gradient", heldout: Any = None,
+                 evaluation: str = "cap", method: str = "gradient",
+                 heldout: MenuEconomy | int | None = None,
                  n_train: int | None = None, key: int = 0, steps: int = 300,
                  batch_size: int = 128, learning_rate: float = 0.05,
                  tau: tuple = (0.05, 0.02, 0.01), temperature: tuple = (0.3, 0.001),
                  penalty: float = 50.0, dual_learning_rate: float = 1.0,
-                 init: dict | None = None, grid: Any = None,
+                 init: dict | None = None, grid: ArrayLike | None = None,
                  generator_args: dict | None = None) -> TuningResult:
     """Tune a markup policy on smoothed outcomes with optax, then evaluate it exactly.
 

@@ -18,6 +18,9 @@ SOLVERS = {
                                                  refine_rounds=1, **k),
     "rationing": lambda e, **k: jw.rationing_mechanism(e, backend="host", **k),
     "efficient": lambda e, **k: jw.efficient_allocation(e, **k),
+    # a set-function batch: the shoes and shirts markets (Lucier's examples)
+    "cwe": lambda e, **k: jw.combinatorial_walrasian_equilibrium(
+        jw.SetFunctionMarket.stack([jw.examples.shoes(), jw.examples.shirts(2)]), **k),
 }
 
 

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..typing import PathLike
 from ..setfunction import MAX_ITEMS, SetFunctionMarket
 from ._common import FormatError
 from .setfunction import xor_bids
@@ -70,7 +71,7 @@ def _header(line: str, key: str, lineno: int, path: Any) -> int:
     return value
 
 
-def read_cats(path: Any) -> CatsMarket:
+def read_cats(path: PathLike) -> CatsMarket:
     """Read a CATS file (format in the module docstring).
 
     Raises
@@ -158,7 +159,7 @@ def read_cats(path: Any) -> CatsMarket:
     return CatsMarket(market, [[bids[k][0] for k in g] for g in groups], n_goods)
 
 
-def write_cats(market: SetFunctionMarket, path: Any, *, comment: str | None = None) -> list:
+def write_cats(market: SetFunctionMarket, path: PathLike, *, comment: str | None = None) -> list:
     """Write one market as a CATS file: every buyer's minimal XOR bids (bids of one buyer
     tied by a dummy good; a buyer with one bid needs none).
 
