@@ -77,7 +77,15 @@ def _smoothed_single(X, V, bm, Y, C, sm, alpha, R, *, tau: float, stages: int, s
         jnp.where(free, 0.0, 1.0) + 1e-12 * jnp.trace(jnp.abs(H)) / L)
     # one Newton step from the (stopped) solution: value = solution (up to the residual),
     # derivative = -H_ff^{-1} d/dtheta grad_f g_tau  (implicit function theorem)
-    p = ps - jnp.where(free, jnp.linalg.solve(Hf, jnp.where(free, G, 0.0)), 0.0)
+    d = jnp.where(free, jnp.linalg.solve(Hf, jnp.where(free, G, 0.0)), 0.0)
+    p = ps - d
+    # far from convergence (a very small solver budget) H can be near singular and the step
+    # overshoot (below 0, or by orders of magnitude): then the value is the solver's own
+    # projected price and its derivative 0 -- the step is taken only where it is a small
+    # correction (at convergence it is of the order of the solver's residual)
+    small = sg(jnp.all(jnp.isfinite(d) & (jnp.abs(d) <= 0.5 * jnp.maximum(jnp.abs(ps), t))
+                       & (p >= 0)))
+    p = jnp.where(small, p, ps)
     lam, mu = menu.smoothed_weights(p, X, V, bm, Y, C, sm, alpha, t)
     welfare = jnp.sum(lam * V) - jnp.sum(mu * C)
     ex = menu.excess_supply(lam, X, mu, Y, R)
