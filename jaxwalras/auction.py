@@ -281,15 +281,6 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         alloc = np.zeros((B, n, m), np.int64)
         return _finish(batch, n, m, prices, alloc, iterations, nflows, status, {})
 
-    # Bisection steps for the singleton jumps (2**nbits > every payoff + 2), rounded up
-    # to an even count so that similar value ranges share one compiled kernel.  nbits
-    # comes from the batch's largest value, but it only has to be large enough for each
-    # market: the bisection of a market stops moving once its bracket closes (hi - lo
-    # <= 1), so extra steps leave every market's jump, and its answer, unchanged.
-    nbits = 0
-    if jumps:
-        nbits = int(int(np.max(market.values, initial=0)) + 2).bit_length()
-        nbits = max(4, nbits + nbits % 2)
     prev_x = np.zeros((B, n, m), np.int64)
     rounds = 0
     lanes: list[_Lane] = []
@@ -297,7 +288,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         p_fin, raises, running, rounds, b = _rounds.device_auction(
             v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
-            jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32), nbits)
+            jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32), bool(jumps))
         prices = np.array(p_fin, np.int64)
         iterations = np.array(raises, np.int64)
         strict, marginal, r, case_a = _rounds.to_host(b)
@@ -322,7 +313,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             lane = _Lane(part)
             lane.pending = _rounds.launch_advance(v, d, s, prices, part,
                                                   np.zeros((len(part), m), bool),
-                                                  dev_step, nbits)
+                                                  dev_step, bool(jumps))
             lanes.append(lane)
         t_dev += time.perf_counter() - t0
 
@@ -391,7 +382,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                  case_a[active_next]) = newb
             else:
                 lane.pending = _rounds.launch_advance(v, d, s, prices, active_next, Xa, step,
-                                                      nbits)
+                                                      bool(jumps))
                 lane.pending_rows = active_next
             iterations[active_next] += 1
             t_dev += time.perf_counter() - t0

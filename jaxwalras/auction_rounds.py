@@ -33,8 +33,8 @@ def _batched_long_step(v, d, s, p, X):
     return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
-def _batched_jumps(v, d, s, p, nbits: int):
-    return jax.vmap(partial(_greedy.singleton_jumps, nbits=nbits))(v, d, s, p)
+def _batched_jumps(v, d, s, p):
+    return jax.vmap(_greedy.singleton_jumps)(v, d, s, p)
 
 
 def _network_arcs(b, s):
@@ -51,10 +51,10 @@ def _network_arcs(b, s):
     return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
 
 
-@partial(jax.jit, static_argnames=("step", "nbits"))
-def advance(v, d, s, idx, p, X, step: str, nbits: int):
+@partial(jax.jit, static_argnames=("step", "jumps"))
+def advance(v, d, s, idx, p, X, step: str, jumps: bool):
     """Round kernel for the markets ``idx`` (rows of the full ``v, d, s``, gathered on the
-    device): raise every market's set X by its step (then, if ``nbits``, the singleton
+    device): raise every market's set X by its step (then, with ``jumps``, the singleton
     jumps). Returns new prices, steps, the bundle arrays the host keeps
     ``(strict, marginal, r, case_a)`` and the arc structure of N(p_new)."""
     v, d, s = v[idx], d[idx], s[idx]
@@ -64,8 +64,8 @@ def advance(v, d, s, idx, p, X, step: str, nbits: int):
         k = _batched_long_step(v, d, s, p, X)
     k = jnp.where(jnp.any(X, axis=1), k, 0)
     p_new = p + k[:, None] * X.astype(p.dtype)
-    if nbits:
-        p_new = _batched_jumps(v, d, s, p_new, nbits)
+    if jumps:
+        p_new = _batched_jumps(v, d, s, p_new)
     b = _bundles(v, d, s, p_new)
     return p_new, k, (b.strict, b.marginal, b.r, b.case_a), _network_arcs(b, s)
 
@@ -86,8 +86,8 @@ ACCEL_CHUNK = 4096
 DEVICE_MAX_OBJECTS = 12
 
 
-@partial(jax.jit, static_argnames=("step", "nbits"))
-def device_auction(v, d, s, p0, step: str, max_rounds, nbits: int = 0):
+@partial(jax.jit, static_argnames=("step", "jumps"))
+def device_auction(v, d, s, p0, step: str, max_rounds, jumps: bool = False):
     """The whole ascending auction on the device for a batch (left-most cuts by subset
     enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running.
     ``max_rounds`` is traced (one compilation for every budget)."""
@@ -106,13 +106,13 @@ def device_auction(v, d, s, p0, step: str, max_rounds, nbits: int = 0):
         running = running & over
         k = jnp.ones_like(raises) if step == "unit" else _batched_long_step(v, d, s, p, X)
         p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
-        if nbits:
-            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p, nbits), p)
+        if jumps:
+            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p), p)
         return p, raises + running.astype(raises.dtype), running, rounds + 1
 
     B = v.shape[0]
-    if nbits:
-        p0 = _batched_jumps(v, d, s, p0, nbits)
+    if jumps:
+        p0 = _batched_jumps(v, d, s, p0)
     init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
     p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
     # a market still marked running after the last round may in fact be competitive
@@ -151,7 +151,7 @@ def _chunk_size() -> int:
     return CPU_CHUNK if jax.default_backend() == "cpu" else ACCEL_CHUNK
 
 
-def launch_advance(v, d, s, prices, rows, X, step, nbits=0) -> list:
+def launch_advance(v, d, s, prices, rows, X, step, jumps=False) -> list:
     """Dispatch the round kernel for the markets ``rows`` (asynchronously), in chunks
     padded to bucketed sizes; :func:`collect_advance` fetches the results."""
     m = prices.shape[1]
@@ -162,7 +162,7 @@ def launch_advance(v, d, s, prices, rows, X, step, nbits=0) -> list:
         Xp = np.zeros((size, m), bool)
         Xp[:hi - lo] = X[lo:hi]
         res = advance(v, d, s, idx.astype(np.int32), prices[idx].astype(np.int32), Xp,
-                       step, nbits)
+                       step, jumps)
         out.append((hi - lo, res))
     return out
 
