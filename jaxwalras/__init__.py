@@ -37,8 +37,15 @@ from .smoothed import SmoothedEquilibrium, smoothed_equilibrium
 from .rounding import RoundingResult, shapley_folkman_rounding, worst_case_reserve
 from .markup import MarkupResult, markup_mechanism
 from .rationing import RationingResult, rationing_mechanism
-from .welfare import EfficientAllocation, WelfareBound, efficient_allocation, welfare_bound
+from .welfare import (EfficientAllocation, WelfareBound, efficient_allocation, uplift,
+                      welfare_bound)
 from .economy_json import load_economy, save_economy
+from .pglib import load_pglib_uc
+from .sensitivity import DegeneratePointWarning, PriceInfo, equilibrium_prices
+from .multiunit_sensitivity import MultiUnitPriceInfo, buyer_optimal_prices
+from .posted_markups import PostedOutcome, posted_markup_outcomes
+from .tuning import (MarkupEvaluation, TuningResult, evaluate_markups, exact_markup_quantile,
+                     per_good_smoothed_equilibrium, policy_markups, tune_markups)
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
@@ -84,7 +91,15 @@ __all__ = [
     "convexified_equilibrium", "SmoothedEquilibrium", "smoothed_equilibrium",
     "RoundingResult", "shapley_folkman_rounding", "worst_case_reserve", "MarkupResult",
     "markup_mechanism", "RationingResult", "rationing_mechanism", "EfficientAllocation",
-    "WelfareBound", "efficient_allocation", "welfare_bound", "load_economy", "save_economy",
+    "WelfareBound", "efficient_allocation", "welfare_bound", "uplift", "load_economy",
+    "save_economy", "load_pglib_uc",
+    # differentiable prices
+    "equilibrium_prices", "PriceInfo", "DegeneratePointWarning", "buyer_optimal_prices",
+    "MultiUnitPriceInfo",
+    # mechanism tuning
+    "PostedOutcome", "posted_markup_outcomes", "MarkupEvaluation", "TuningResult",
+    "evaluate_markups", "exact_markup_quantile", "per_good_smoothed_equilibrium",
+    "policy_markups", "tune_markups",
     # combinatorial
     "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",

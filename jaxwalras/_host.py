@@ -41,6 +41,8 @@ HOST_FUNCTIONS: dict[str, str] = {
     "rationing_mechanism": "jaxwalras.smoothed_equilibrium for differentiable outcomes",
     "welfare_bound": "a host call after the traced computation",
     "efficient_allocation": "a host call (it solves a MILP)",
+    "uplift": "a host call after the traced computation",
+    "load_pglib_uc": "a host call before tracing (it reads a file)",
     "optimal_allocation": "jaxwalras.kernels.setfunc.welfare_dp (jittable)",
     "walrasian_equilibrium": "jaxwalras.kernels.setfunc.item_demand / lyapunov (jittable)",
     "ascending_auction": "jaxwalras.kernels.setfunc.ascending_auction (jittable)",
@@ -51,11 +53,19 @@ HOST_FUNCTIONS: dict[str, str] = {
     "allocation_welfare": "jnp.take_along_axis on the value table (jittable)",
     "is_gross_substitutes": "a host call",
     "item_demand": "jaxwalras.kernels.setfunc.item_demand (jittable)",
+    "posted_markup_outcomes": "jaxwalras.per_good_smoothed_equilibrium (jittable)",
+    "evaluate_markups": "jaxwalras.per_good_smoothed_equilibrium or "
+                        "jaxwalras.smoothed_equilibrium (jittable)",
+    "tune_markups": "a host call (it runs optax and the exact mechanisms)",
+    "policy_markups": "the rule's formula in jax.numpy (uniform: a; per good: a_l; "
+                      "inverse_n: c / N)",
+    "exact_markup_quantile": "a host call on exact least markups",
     "bundle_demand": "jaxwalras.kernels.setfunc.bundle_demand (jittable)",
 }
 
 #: public functions that CAN be traced by jax.jit / vmap / grad
-JITTABLE = ("smoothed_equilibrium",)
+JITTABLE = ("smoothed_equilibrium", "equilibrium_prices", "buyer_optimal_prices",
+            "per_good_smoothed_equilibrium")
 
 
 def has_tracer(*trees: Any) -> bool:

@@ -245,8 +245,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         backend = ("device" if (market.n_objects <= _rounds.DEVICE_MAX_OBJECTS
                                 and step != "search" and devs[0].platform != "cpu")
                    else "host")
-    # internally: "device", or the host flow solver's name
-    backend = flow_solver if backend == "host" else backend
+    on_device = backend == "device"
+    # the host max flows (on the device path only the final allocation flow)
+    host_solver: _flows.Backend = "scipy" if on_device else flow_solver
     if jumps is None:
         jumps = step == "long"
     if not isinstance(jumps, (bool, np.bool_)):
@@ -300,14 +301,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     prev_x = np.zeros((B, n, m), np.int64)
     rounds = 0
     lanes: list[_Lane] = []
-    if backend == "device":
+    if on_device:
         t0 = time.perf_counter()
         prices, iterations, running, rounds, (strict, marginal, r, case_a) = \
             _rounds.run_device_auction(M, prices, "unit" if step == "unit" else "long",
                                        max_rounds, bool(jumps))
         status[running] = Status.ROUND_LIMIT
         t_dev += time.perf_counter() - t0
-        backend = "scipy"           # the final allocation flow runs on the host
     else:
         # Markets run in lanes that take turns (software pipelining): while the device
         # computes one lane's round kernel (asynchronous dispatch), the host solves the
@@ -330,6 +330,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t_dev += time.perf_counter() - t0
 
     def collect(lane: _Lane) -> None:
+        assert lane.pending is not None
         newp, _, newb, lane.arcs = _rounds.collect_advance(M, lane.pending)
         rows = lane.pending_rows
         prices[rows] = newp
@@ -363,18 +364,20 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             lane.rounds += 1
             t0 = time.perf_counter()
             if lane.arcs is not None:      # from the round kernel, for exactly ``active``
-                net = _flows.network_from_arcs(*lane.arcs, s_np[active])
+                bm, col_rank, src_cap = lane.arcs
+                net = _flows.network_from_arcs(bm, col_rank, src_cap, s_np[active])
                 lane.arcs = None
             else:
                 net = _flows.auction_network(strict[active], marginal[active], r[active],
                                              s_np[active])
             init = (_flows.carry_flow(net, prev_x, r[active], active)
                     if (warm_start and lane.rounds > 1) else None)
-            flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=backend,
+            flow, saturated, reach = _flows.solve_max_flow(net, len(active), backend=host_solver,
                                                            init_flow=init)
             nflows[active] += 1
             if warm_start:
                 prev_x[active] = _flows.buyer_object_flows(net, flow, len(active), n, m)
+            assert reach is not None
             X = reach[net.object_node]
             t_flow += time.perf_counter() - t0
             active_next = active[~saturated]
@@ -384,7 +387,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             Xa = X[~saturated]
             t0 = time.perf_counter()
             if step == "search":
-                k, nprobe = _search_steps(M, prices, active_next, Xa, s_np, backend)
+                k, nprobe = _search_steps(M, prices, active_next, Xa, s_np, host_solver)
                 nflows[active_next] += nprobe
                 t_flow += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -410,7 +413,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     if allocation and len(ok):
         net = _flows.allocation_network(strict[ok], marginal[ok], case_a[ok], d_np[ok],
                                         s_np[ok], prices[ok])
-        flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=backend, cut=False)
+        flow, saturated, _ = _flows.solve_max_flow(net, len(ok), backend=host_solver, cut=False)
         # The dummy buyer may hold zero-price units that a case-B buyer with spare
         # demand would accept at zero payoff. Augment over the real arcs only, from the
         # real part of this flow: augmenting paths never unsaturate the forced
@@ -421,7 +424,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         sub = _flows.restrict(net, real)
         f_real = _flows.conserve(sub, np.where(np.isin(sub.kind, (_flows.F_OBJ, _flows.M_OBJ)),
                                                flow[real], 0))
-        f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=backend, init_flow=f_real,
+        f_real, _, _ = _flows.solve_max_flow(sub, len(ok), backend=host_solver, init_flow=f_real,
                                              cut=False)
         nflows[ok] += 2
         alloc[ok] = _flows.buyer_object_flows(sub, f_real, len(ok), n, m)

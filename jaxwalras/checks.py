@@ -123,6 +123,7 @@ def overdemanded_sets(values, demands, supplies, prices) -> tuple[np.ndarray, np
     F, M, r, _ = greedy_structure_np(values, demands, supplies, prices)
     net = _flows.auction_network(F, M, r, np.asarray(supplies, np.int64))
     _, saturated, reach = _flows.solve_max_flow(net, len(r))
+    assert reach is not None      # cut=True returns the reachable nodes
     return saturated, reach[net.object_node] & ~saturated[:, None]
 
 
@@ -158,6 +159,7 @@ def lowerable_sets(values, demands, supplies, prices, structure=None
                                    np.concatenate([sF, r2], axis=1), s,
                                    sink_caps=np.where(P, s, 0))
     flow, _, reach = _flows.solve_max_flow(net, A)
+    assert reach is not None
     full = _flow_by_kind(net, flow, _flows.OBJ_SNK, A) == np.where(P, s, 0).sum(-1)
     return full, P & ~reach[net.object_node]
 

@@ -96,13 +96,20 @@ def _status_lines(status: Any) -> list[str]:
             for k, c in enumerate(st) if c != 0]
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars on standard error when it is a terminal, unless ``--no-progress``."""
+    return not getattr(args, "no_progress", False) and sys.stderr.isatty()
+
+
 def _exit_code(converged: Any) -> int:
     return EXIT_OK if bool(np.all(converged)) else EXIT_NO_SOLUTION
 
 
 def _floats(x: Any) -> Any:
     arr = np.asarray(x, np.float64)
-    return np.where(np.isfinite(arr), arr, None).tolist()
+    out = arr.astype(object)
+    out[~np.isfinite(arr)] = None
+    return out.tolist()
 
 
 # ------------------------------------------------------------------ commands
@@ -149,7 +156,8 @@ def _cmd_convexified(args: argparse.Namespace) -> int:
     from .convexified import convexified_equilibrium
     eco = _load_menu(args.file)
     ce = convexified_equilibrium(eco, markup=args.markup, reserve=args.reserve,
-                                 method=args.method, backend=args.backend, rtol=args.rtol)
+                                 method=args.method, backend=args.backend, rtol=args.rtol,
+                                 progress=_progress(args))
     payload = {"prices": _floats(ce.prices), "buyer_prices": _floats(ce.buyer_prices),
                "buyer_weights": np.asarray(ce.buyer_weights).tolist(),
                "seller_weights": np.asarray(ce.seller_weights).tolist(),
@@ -176,8 +184,8 @@ def _cmd_markup(args: argparse.Namespace) -> int:
     from .markup import markup_mechanism
     eco = _load_menu(args.file)
     mk = markup_mechanism(eco, reserve=args.reserve, method=args.method, backend=args.backend,
-                          max_markup=args.max_markup)
-    payload = {"markup": float(mk.markup), "prices": _floats(mk.prices),
+                          max_markup=args.max_markup, progress=_progress(args))
+    payload = {"markup": _floats(mk.markup), "prices": _floats(mk.prices),
                "buyer_prices": _floats(mk.buyer_prices),
                "buyer_choice": np.asarray(mk.buyer_choice).tolist(),
                "seller_choice": np.asarray(mk.seller_choice).tolist(),
@@ -213,7 +221,8 @@ def _cmd_markup(args: argparse.Namespace) -> int:
 def _cmd_rationing(args: argparse.Namespace) -> int:
     from .rationing import rationing_mechanism
     eco = _load_menu(args.file)
-    ra = rationing_mechanism(eco, reserve=args.reserve, backend=args.backend)
+    ra = rationing_mechanism(eco, reserve=args.reserve, backend=args.backend,
+                             progress=_progress(args))
     payload = {"prices": _floats(ra.prices),
                "buyer_allocation": np.asarray(ra.buyer_allocation).tolist(),
                "seller_choice": np.asarray(ra.seller_choice).tolist(),
@@ -350,6 +359,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("file", metavar="FILE", help=file_help)
         q.add_argument("--json", action="store_true",
                        help="print one JSON object on standard output instead of a table")
+        q.add_argument("--no-progress", action="store_true",
+                       help="no progress bar (shown on standard error when it is a terminal)")
         return q
 
     q = add("auction", "buyer-optimal Walrasian prices of multi-unit markets by the flow-based "

@@ -36,13 +36,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike
 from ._batching import map_chunks
+from ._progress import Progress
 from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
-from .exact_finish import device_exact_finish, host_exact_finish
+from .exact_finish import canonical_prices, device_exact_finish, host_exact_finish
 from .highs import menu_lp_feasible, solve_menu_lps
 from .kernels.smoothed_dual import solve_batch
-from .menu_host import broadcast_inputs, certificate, rel_gap, value_scale
+from .menu_host import broadcast_inputs, certificate, rel_gap, rel_infeasibility
 from .single_good import convexified_one_good
 from .status import Status
 
@@ -55,7 +57,11 @@ class ConvexifiedResult(NamedTuple):
     Attributes
     ----------
     prices : ndarray, shape (..., L)
-        Seller prices ``p >= 0`` (NaN where no solution was found).
+        Seller prices ``p >= 0`` (NaN where no solution was found).  Where the optimal
+        prices are not unique (degenerate LPs), the exact methods return the
+        lexicographically smallest optimal prices (the one-good envelope: the smallest
+        optimal price), a choice that depends on the economy alone, not on the method,
+        the backend or the other economies of the batch.
     buyer_prices : ndarray, shape (..., L)
         ``(1 + markup) * p``.
     buyer_weights : ndarray, shape (..., N, Kb)
@@ -73,7 +79,9 @@ class ConvexifiedResult(NamedTuple):
         ``gap / max(|dual_value|, |primal_value|, value scale)``, the value scale being the
         largest ``|value| / (1 + markup)`` or ``|cost|`` of the economy.
     converged : ndarray of bool, shape (...)
-        The solver reported success and the certificate is within ``rtol``.
+        The solver reported success and the float64 certificate holds: relative duality
+        gap ``<= rtol`` and, in every good, excess demand ``<= 1e-9`` of the quantities of
+        that good the weights move (both relative to the economy's own scales).
     status : ndarray of int, shape (...)
         :class:`jaxwalras.Status` code: ``OK``, ``INFEASIBLE`` (reserve beyond capacity),
         ``SOLVER_FAILED`` or ``NOT_CERTIFIED`` (gap or infeasibility above tolerance).
@@ -183,7 +191,8 @@ def device_solve(A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
 
 
 def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: bool,
-                         chunk_size: int | None, backend: str, **options: Any):
+                         chunk_size: int | None, backend: str, bar: Progress | None = None,
+                         **options: Any):
     """Device solve, then the exact finish (``backend``: "device" or "host").
 
     Returns ``(ok, P, LAM, MU, iterations, cert)``; ``cert`` is ``None`` or ``(have, dual,
@@ -219,6 +228,8 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
         if rest.size:
             g = lo + rest
             ok[g], P[g], LAM[g], MU[g], _ = host_exact_finish(P0[rest], A.take(g), a[g], r[g])
+        if bar is not None:
+            bar.update(hi - lo)
     return ok, P, LAM, MU, iters, (have, dual, primal, infeas)
 
 
@@ -255,11 +266,11 @@ def _resolve_options(method: str, backend: str, exact: bool, L: int, rtol: Any, 
     return method, backend, float(rtol)
 
 
-def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0,
+def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0,
                             method: str = "auto", exact: bool = True, *,
                             rtol: float = 1e-6, backend: str = "auto",
                             chunk_size: int | None = None, tol: float | None = None,
-                            finish: str | None = None,
+                            finish: str | None = None, progress: bool | None = None,
                             **device_options: Any) -> ConvexifiedResult:
     """Equilibrium of the convexified economy, batched over economies and markups.
 
@@ -292,6 +303,9 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
         Economies per device call of the smoothed solver.
     tol, finish
         Deprecated names of ``rtol`` and ``backend``.
+    progress : bool, optional
+        Show a progress bar over the economies on standard error (``None``: only when the
+        environment variable ``JAXWALRAS_PROGRESS=1`` is set).
     **device_options
         ``solver`` ("newton" or "adam"), ``stages``, ``steps``, ``tau0``, ``tau_min``,
         ``learning_rate``, ``device_tol``: options of the smoothed device solver
@@ -341,13 +355,26 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
     B = A.n_markets
     af, rf = a.reshape(B), r.reshape(B, L)
     cert = None
-    if method == "lp":
-        ok, P, LAM, MU, it = solve_menu_lps(A, af, rf)
-    elif method == "envelope":
-        ok, P, LAM, MU, it = convexified_one_good(A, af, rf)
-    else:
-        ok, P, LAM, MU, it, cert = _smoothed_then_exact(
-            A, af, rf, exact=exact, chunk_size=chunk_size, backend=backend, **device_options)
+    with Progress(B, "convexified equilibria", unit="economy", enabled=progress) as bar:
+        if method == "lp":
+            ok, P, LAM, MU, it = solve_menu_lps(A, af, rf)
+            bar.update(B)
+        elif method == "envelope":
+            ok, P, LAM, MU, it = convexified_one_good(A, af, rf)
+            bar.update(B)
+        elif exact:
+            ok, P, LAM, MU, it, cert = _smoothed_then_exact(
+                A, af, rf, exact=True, chunk_size=chunk_size, backend=backend, bar=bar,
+                **device_options)
+        else:
+            ok, P, LAM, MU, it, cert = _smoothed_then_exact(
+                A, af, rf, exact=False, chunk_size=chunk_size, backend=backend, **device_options)
+            bar.update(B)
+    if method == "lp" or (method == "smoothed" and exact):
+        # optimal prices need not be unique: return the lexicographically smallest ones, a
+        # choice that depends on the economy alone (not on the solver, backend or batch)
+        P = canonical_prices(P, LAM, MU, A, af, rf, ok)
+        cert = None
     if cert is None:
         c = certificate(P, LAM, MU, A, af, rf)
         dual, primal, gap, rel, infeas = c
@@ -359,8 +386,9 @@ def convexified_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: An
             dual[m], primal[m], infeas[m] = c.dual, c.primal, c.infeasibility
         gap = dual - primal
         rel = rel_gap(gap, dual, primal, A, af)
-    scale = value_scale(A) + 1.0
-    certified = (rel <= rtol) & (infeas <= 1e-9 * scale * max(1, A.V.shape[-2]))
+    # both tests relative to the economy's own scales: the duality gap to its values, the
+    # excess demand of each good to the quantities of that good the weights move
+    certified = (rel <= rtol) & (rel_infeasibility(LAM, MU, A, rf) <= 1e-9)
     conv = ok & certified
     status = np.where(conv, Status.OK, np.where(ok, Status.NOT_CERTIFIED, Status.SOLVER_FAILED))
     for b in np.flatnonzero(~ok):      # tell infeasible economies from solver failures

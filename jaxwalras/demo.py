@@ -151,8 +151,8 @@ def demo_combinatorial(print_fn: Callable[[str], None] = print) -> None:
     print_fn("| market | OPT | item-price WE? | best item-price welfare | CWE welfare | bundles |")
     print_fn("|---|---|---|---|---|---|")
     for r in rows:
-        bip = "-" if math.isnan(r[3]) else f"{r[3]:.4g}"
-        print_fn(f"| {r[0]} | {r[1]:.4g} | {'yes' if r[2] else 'no'} | {bip} | {r[4]:.4g} | {r[5]} |")
+        bip_text = "-" if math.isnan(r[3]) else f"{r[3]:.4g}"
+        print_fn(f"| {r[0]} | {r[1]:.4g} | {'yes' if r[2] else 'no'} | {bip_text} | {r[4]:.4g} | {r[5]} |")
 
 #: demo sections in the order ``jaxwalras demo`` runs them
 SECTIONS: dict[str, Callable[..., None]] = {

@@ -24,6 +24,12 @@ __all__ = ["MenuEconomy", "MenuArrays"]
 _FIELDS = ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs",
            "buyer_mask", "seller_mask")
 
+#: supported magnitudes of values, costs and quantities: ``0`` or within
+#: ``[MIN_MAGNITUDE, MAX_MAGNITUDE]``, so that every price ``value / quantity`` and every
+#: payment ``price * quantity`` the library forms stays a normal float64 number
+MAX_MAGNITUDE = 1e100
+MIN_MAGNITUDE = 1e-100
+
 
 class MenuArrays(NamedTuple):
     """The six arrays of a menu economy in the one order every internal routine uses.
@@ -77,6 +83,31 @@ def _float_allow_nan(x: Any, name: str, min_ndim: int) -> np.ndarray:
     return arr
 
 
+def _check_range(arr: np.ndarray, name: str) -> None:
+    """Refuse magnitudes outside ``[MIN_MAGNITUDE, MAX_MAGNITUDE]`` (zero allowed)."""
+    a = np.abs(arr)
+    bad = (a > MAX_MAGNITUDE) | ((a > 0) & (a < MIN_MAGNITUDE))
+    if bad.any():
+        val = float(arr[bad].ravel()[0])
+        raise ValueError(f"{name}: found {val!r}; values, costs and quantities must be 0 or of "
+                         f"magnitude within [{MIN_MAGNITUDE:g}, {MAX_MAGNITUDE:g}] (change the "
+                         "unit of money or of the goods)")
+
+
+def _check_names(names: Any, n: int, what: str) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str) or not hasattr(names, "__len__"):
+        raise TypeError(f"{what}: must be a sequence of {n} strings, got {names!r}")
+    out = tuple(names)
+    if len(out) != n:
+        raise ValueError(f"{what}: got {len(out)} names for {n} agents")
+    for i, x in enumerate(out):
+        if not isinstance(x, str):
+            raise TypeError(f"{what}[{i}]: must be a string, got {x!r}")
+    return out
+
+
 @jax.tree_util.register_pytree_node_class
 class MenuEconomy:
     """A (batch of) menu economies: buyers and sellers with finite option menus.
@@ -94,6 +125,20 @@ class MenuEconomy:
     buyer_mask, seller_mask : bool arrays (..., N, Kb), (..., F, Ks), optional
         ``True`` for real options; ``False`` marks padding (ignored everywhere; such entries
         may hold anything, including NaN, and are stored as 0).  Option 0 must be ``True``.
+    buyer_names, seller_names : sequence of str, optional
+        One name per buyer (seller), e.g. generator names.  They are static pytree data
+        (not leaves): they survive indexing, reshaping, padding (padded agents get ``""``)
+        and :meth:`stack` of economies with the same names.
+
+    Raises
+    ------
+    TypeError
+        A non-numeric array or non-string names.
+    ValueError
+        No buyer (``N = 0``) or no seller (``F = 0``); shapes that do not match; NaN or
+        infinity in a real option; negative bundles; option 0 not empty; a value, cost or
+        quantity whose magnitude is outside ``[1e-100, 1e100]`` (zero allowed; change the
+        unit of money or quantity).
 
     Leading batch axes of the four arrays (and masks) broadcast against each other, so
     e.g. one seller side can be shared by a batch of buyer sides.  The instance is a JAX
@@ -115,15 +160,25 @@ class MenuEconomy:
     seller_costs: Any
     buyer_mask: Any
     seller_mask: Any
+    buyer_names: tuple[str, ...] | None
+    seller_names: tuple[str, ...] | None
 
     def __init__(self, buyer_bundles: Any, buyer_values: Any, seller_bundles: Any,
-                 seller_costs: Any, buyer_mask: Any = None, seller_mask: Any = None) -> None:
+                 seller_costs: Any, buyer_mask: Any = None, seller_mask: Any = None, *,
+                 buyer_names: Sequence[str] | None = None,
+                 seller_names: Sequence[str] | None = None) -> None:
         X = _float_allow_nan(buyer_bundles, "buyer_bundles", 3)
         V = _float_allow_nan(buyer_values, "buyer_values", 2)
         Y = _float_allow_nan(seller_bundles, "seller_bundles", 3)
         C = _float_allow_nan(seller_costs, "seller_costs", 2)
         N, Kb, L = X.shape[-3:]
         F, Ks, L2 = Y.shape[-3:]
+        if N < 1:
+            raise ValueError(f"buyer_bundles: an economy needs at least one buyer, got N = {N} "
+                             f"(shape {X.shape}); add an inert buyer (menu {{0}}) if you must")
+        if F < 1:
+            raise ValueError(f"seller_bundles: an economy needs at least one seller, got F = {F} "
+                             f"(shape {Y.shape}); add an inert seller (menu {{0}}) if you must")
         if L2 != L:
             raise ValueError(f"seller_bundles: number of goods L (last axis) is {L2} but "
                              f"buyer_bundles has L = {L}; both must describe the same goods")
@@ -183,30 +238,43 @@ class MenuEconomy:
                              "for every seller")
         if np.any(C[..., 0] != 0):
             raise ValueError("seller_costs: option 0 (the empty plan) must have cost 0")
-        self._set(X, V, Y, C, bm, sm)
+        for arr, name in ((X, "buyer_bundles"), (V, "buyer_values"),
+                          (Y, "seller_bundles"), (C, "seller_costs")):
+            _check_range(arr, name)
+        self._set(X, V, Y, C, bm, sm, _check_names(buyer_names, N, "buyer_names"),
+                  _check_names(seller_names, F, "seller_names"))
 
     # -- internals -----------------------------------------------------------------------
-    def _set(self, X: Any, V: Any, Y: Any, C: Any, bm: Any, sm: Any) -> None:
+    def _set(self, X: Any, V: Any, Y: Any, C: Any, bm: Any, sm: Any,
+             buyer_names: tuple[str, ...] | None = None,
+             seller_names: tuple[str, ...] | None = None) -> None:
         object.__setattr__(self, "buyer_bundles", X)
         object.__setattr__(self, "buyer_values", V)
         object.__setattr__(self, "seller_bundles", Y)
         object.__setattr__(self, "seller_costs", C)
         object.__setattr__(self, "buyer_mask", bm)
         object.__setattr__(self, "seller_mask", sm)
+        object.__setattr__(self, "buyer_names", buyer_names)
+        object.__setattr__(self, "seller_names", seller_names)
 
     @classmethod
-    def _unchecked(cls, *fields: Any) -> "MenuEconomy":
+    def _unchecked(cls, *fields: Any, names: tuple[Any, ...] = (None, None)) -> "MenuEconomy":
         """Build without validation (pytree unflattening, internal slicing)."""
         obj = object.__new__(cls)
-        obj._set(*fields)
+        X, V, Y, C, bm, sm = fields
+        obj._set(X, V, Y, C, bm, sm, *names)
         return obj
 
-    def tree_flatten(self) -> tuple[tuple[Any, ...], None]:
-        return tuple(getattr(self, f) for f in _FIELDS), None
+    @property
+    def _names(self) -> tuple[Any, Any]:
+        return (getattr(self, "buyer_names", None), getattr(self, "seller_names", None))
+
+    def tree_flatten(self) -> tuple[tuple[Any, ...], tuple[Any, Any]]:
+        return tuple(getattr(self, f) for f in _FIELDS), self._names
 
     @classmethod
-    def tree_unflatten(cls, aux: None, children: Sequence[Any]) -> "MenuEconomy":
-        return cls._unchecked(*children)
+    def tree_unflatten(cls, aux: Any, children: Sequence[Any]) -> "MenuEconomy":
+        return cls._unchecked(*children, names=aux if aux is not None else (None, None))
 
     # -- shapes --------------------------------------------------------------------------
     @property
@@ -255,7 +323,8 @@ class MenuEconomy:
         if any(t is Ellipsis or t is None for t in tup) or len(tup) > nb:
             raise IndexError(f"index {idx!r} must address at most the {nb} batch axes "
                              f"(batch_shape {self.batch_shape}) without ... or None")
-        return MenuEconomy._unchecked(*(getattr(self, f)[tup] for f in _FIELDS))
+        return MenuEconomy._unchecked(*(getattr(self, f)[tup] for f in _FIELDS),
+                                      names=self._names)
 
     def take(self, i: Any) -> "MenuEconomy":
         """Batch element(s) ``i`` along the first batch axis (same as ``eco[i]``)."""
@@ -269,7 +338,7 @@ class MenuEconomy:
             a = getattr(self, f)
             tail = np.shape(a)[len(self.batch_shape):]
             out.append(a.reshape(shape + tuple(tail)))
-        return MenuEconomy._unchecked(*out)
+        return MenuEconomy._unchecked(*out, names=self._names)
 
     def broadcast_batch(self, shape: Sequence[int]) -> "MenuEconomy":
         """Broadcast the batch axes to ``shape`` (host numpy arrays, copies)."""
@@ -279,7 +348,7 @@ class MenuEconomy:
             a = np.asarray(getattr(self, f))
             tail = a.shape[len(self.batch_shape):]
             out.append(np.broadcast_to(a, shape + tail).copy())
-        return MenuEconomy._unchecked(*out)
+        return MenuEconomy._unchecked(*out, names=self._names)
 
     def pad(self, n_buyers: int | None = None, buyer_options: int | None = None,
             n_sellers: int | None = None, seller_options: int | None = None) -> "MenuEconomy":
@@ -309,14 +378,18 @@ class MenuEconomy:
         sm = padto(self.seller_mask, (f2, ks2), False)
         bm[..., 0] = True
         sm[..., 0] = True
-        return MenuEconomy._unchecked(X, V, Y, C, bm, sm)
+        bn, sn = self._names
+        bn = None if bn is None else tuple(bn) + ("",) * (n2 - N)
+        sn = None if sn is None else tuple(sn) + ("",) * (f2 - F)
+        return MenuEconomy._unchecked(X, V, Y, C, bm, sm, names=(bn, sn))
 
     @staticmethod
     def stack(economies: Sequence["MenuEconomy"]) -> "MenuEconomy":
         """Stack economies (possibly of different sizes) along a new leading batch axis.
 
         Smaller economies are padded with inert agents and masked options; all must have
-        the same number of goods ``L`` and the same batch shape.
+        the same number of goods ``L`` and the same batch shape.  Agent names are kept where
+        every economy has the same ones (after padding), else dropped (``None``).
         """
         economies = list(economies)
         if not economies:
@@ -337,13 +410,16 @@ class MenuEconomy:
                      n_sellers=max(e.n_sellers for e in economies),
                      seller_options=max(e.n_seller_options for e in economies))
         padded = [e.pad(**sizes) for e in economies]
+        names = tuple(n if all(e._names[i] == n for e in padded) else None
+                      for i, n in enumerate(padded[0]._names))
         return MenuEconomy._unchecked(*(np.stack([np.asarray(getattr(e, f)) for e in padded])
-                                        for f in _FIELDS))
+                                        for f in _FIELDS), names=names)
 
     # -- constructors --------------------------------------------------------------------
     @classmethod
     def single_good(cls, buyer_quantities: Any, buyer_values: Any, seller_quantities: Any,
-                    seller_costs: Any) -> "MenuEconomy":
+                    seller_costs: Any, *, buyer_names: Sequence[str] | None = None,
+                    seller_names: Sequence[str] | None = None) -> "MenuEconomy":
         """One good (``L = 1``) from tabulated quantity grids.
 
         ``buyer_quantities[..., n, k]`` is a quantity buyer ``n`` may consume, worth
@@ -382,7 +458,7 @@ class MenuEconomy:
             if not np.all(np.isfinite(arr[m])):
                 raise ValueError(f"{name}: contains NaN or infinity where the quantity is "
                                  "given; only finite numbers are allowed")
-        return cls(X, V, Y, C, bm, sm)
+        return cls(X, V, Y, C, bm, sm, buyer_names=buyer_names, seller_names=seller_names)
 
     def replace(self, **fields: Any) -> "MenuEconomy":
         """A copy with some leaves replaced WITHOUT validation (for JAX transformations,
@@ -394,11 +470,13 @@ class MenuEconomy:
             if np.shape(v) != np.shape(getattr(self, k)):
                 raise ValueError(f"replace: {k} has shape {np.shape(v)}, expected "
                                  f"{np.shape(getattr(self, k))}")
-        return MenuEconomy._unchecked(*(fields.get(f, getattr(self, f)) for f in _FIELDS))
+        return MenuEconomy._unchecked(*(fields.get(f, getattr(self, f)) for f in _FIELDS),
+                                      names=self._names)
 
     def to_numpy(self) -> "MenuEconomy":
         """A copy with host numpy leaves (float64 / bool)."""
-        return MenuEconomy._unchecked(*(np.asarray(getattr(self, f)) for f in _FIELDS))
+        return MenuEconomy._unchecked(*(np.asarray(getattr(self, f)) for f in _FIELDS),
+                                      names=self._names)
 
     def host_arrays(self, batch: Sequence[int] | None = None, *, flat: bool = False
                     ) -> MenuArrays:

@@ -211,3 +211,136 @@ def device_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndar
                 opened.append(t[~out.ok])
             todo = np.concatenate(opened)
     return ok, P, LAM, MU, dual, primal, infeas
+
+
+_CANON_CHUNKS = (32, 256)
+
+
+def _lex_batch():
+    import jax
+    from .kernels.simplex import lex_min_prices
+    global _LEX
+    if "_LEX" not in globals():
+        _LEX = jax.jit(jax.vmap(lex_min_prices))
+    return _LEX
+
+
+def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArrays,
+                     a: np.ndarray, r: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The lexicographically smallest optimal prices of certified convexified solutions.
+
+    An optimal vertex ``(lam, mu)`` fixes the set of optimal prices (complementary
+    slackness): every option with positive weight is a best option of its agent at ``p``
+    (buyers at ``(1+a) p``), and a good with excess supply has price 0.  Degenerate LPs
+    have a whole face of such prices, and which point a solver returns depends on its
+    pivots (for the block-diagonal HiGHS finish, on the other economies of the block).  This
+    picks, per economy, the lexicographically smallest point of that set
+    (:func:`jaxwalras.kernels.simplex.lex_min_prices`, on data scaled by the economy's own
+    powers of two), so the prices depend on the economy alone.  Economies not ``ok``, or
+    where the canonical prices fail the duality-gap check, keep ``P``.
+    """
+    import jax
+    import jax.numpy as jnp
+    from ._batching import map_chunks
+    from .highs import lp_scales
+    from .menu_host import dual_value, quantity_scale
+    out = np.array(P, np.float64, copy=True)
+    idx = np.nonzero(ok)[0]
+    if idx.size == 0:
+        return out
+    Ai = A.take(idx)
+    X, V, bm, Y, C, sm = Ai
+    B, N, Kb, L = X.shape
+    F, Ks = C.shape[1:]
+    ai, ri, lam, mu = a[idx], r[idx], LAM[idx], MU[idx]
+    vs, qs = lp_scales(Ai, ri)
+    q = qs[:, None, None, :]
+    Xn, Yn, Vn, Cn = X / q, Y / q, V / (vs[:, None, None] * (1 + ai)[:, None, None]), C / vs[:, None, None]
+    # held options: every option with positive weight (the largest first), pseudo-agents
+    # for the second, third ... positive options of the (<= L) mixing agents
+    P_extra = L * L
+
+    def rows(Z, W, m, w):
+        A_, K = m.shape[1:]
+        pos = (w > 1e-9) & m
+        order = np.argsort(-w, -1, kind="stable")
+        held = order[..., 0]
+        b_, a_, k_ = np.nonzero(pos)
+        first = k_ == held[b_, a_]
+        b2, a2, k2 = b_[~first], a_[~first], k_[~first]
+        slot = np.zeros(b2.size, np.int64)
+        if b2.size:
+            cnt = np.zeros(B, np.int64)
+            for t in range(b2.size):             # <= L * L per economy: tiny loop
+                slot[t] = cnt[b2[t]]
+                cnt[b2[t]] += 1
+        keep = slot < P_extra
+        b2, a2, k2, slot = b2[keep], a2[keep], k2[keep], slot[keep]
+        agent = np.concatenate([np.broadcast_to(np.arange(A_), (B, A_)),
+                                np.zeros((B, P_extra), np.int64)], 1)
+        hk = np.concatenate([held, np.zeros((B, P_extra), np.int64)], 1)
+        valid = np.concatenate([np.ones((B, A_), bool), np.zeros((B, P_extra), bool)], 1)
+        agent[b2, A_ + slot], hk[b2, A_ + slot], valid[b2, A_ + slot] = a2, k2, True
+        bb = np.arange(B)[:, None]
+        Zh = Z[bb, agent, hk]                               # (B, A', L) held bundle
+        Wh = W[bb, agent, hk]
+        Za = Z[bb, agent]                                   # (B, A', K, L)
+        Wa = W[bb, agent]
+        mm = m[bb, agent] & valid[..., None]
+        return Zh[:, :, None, :] - Za, Wh[:, :, None] - Wa, mm
+    # buyers: (X_k - X_j).p <= (V_k - V_j)/(1+a); sellers: (Y_j - Y_k).p <= C_j - C_k
+    Gb, hb, mb = rows(Xn, Vn, bm, lam)
+    Gs, hs, ms = rows(-Yn, -Cn, sm, mu)
+    scale = lambda h, m: np.abs(np.where(m, h, 0)).max((-1, -2), keepdims=True)  # noqa: E731
+    G = np.concatenate([Gb.reshape(B, -1, L), Gs.reshape(B, -1, L)], 1)
+    h = np.concatenate([(hb + 1e-12 * scale(hb, mb)).reshape(B, -1),
+                        (hs + 1e-12 * scale(hs, ms)).reshape(B, -1)], 1)
+    okr = np.concatenate([mb.reshape(B, -1), ms.reshape(B, -1)], 1)
+    # goods with excess supply are free (price 0)
+    d = np.einsum("bnk,bnkl->bl", lam, X) + ri
+    s_ = np.einsum("bfk,bfkl->bl", mu, Y)
+    slack = (s_ - d) > 1e-9 * (quantity_scale(Ai) + np.abs(ri))
+    pn0 = P[idx] * qs / vs[:, None]
+    pmax = np.where(slack, 0.0, 1e3 * np.maximum(np.abs(pn0).max(-1, keepdims=True), 1.0))
+    real = okr & (np.abs(G).sum(-1) > 0)
+
+    def near(p):   # constraints (nearly) binding or violated at p, relative per row
+        Gp = np.einsum("bml,bl->bm", G, p)
+        return real & (h - Gp <= 1e-3 * (np.abs(h) + np.abs(Gp)) + 1e-12)
+
+    # only constraints (nearly) binding at the solver's prices can shape the optimal face,
+    # so the LP starts with those; rows binding or violated at its answer are added and it
+    # is solved again (a few rounds); rows are compacted to the front in a fixed order
+    active = near(pn0)
+    size = _CANON_CHUNKS[0] if B <= _CANON_CHUNKS[0] else _CANON_CHUNKS[1]
+    fn = _lex_batch()
+    pn = pn0.copy()
+    st = np.full(B, 2)
+    todo = np.arange(B)
+    for _ in range(4):
+        if todo.size == 0:
+            break
+        act = active[todo]
+        order = np.argsort(~act, axis=1, kind="stable")
+        Mx = padded_size(int(act.sum(1).max(initial=1)), floor=16)
+        sel = order[:, :Mx]
+        args = (np.take_along_axis(G[todo], sel[..., None], 1),
+                np.take_along_axis(h[todo], sel, 1), np.take_along_axis(act, sel, 1), pmax[todo])
+        with jax.enable_x64(True):          # scoped: the global flag is untouched
+            parts = [o for _, _, o in map_chunks(
+                lambda ix: fn(*(jnp.asarray(z[ix]) for z in args)), todo.size, size, floor=size)]
+        pn[todo] = np.concatenate([o[0] for o in parts])
+        st[todo] = np.concatenate([o[1] for o in parts])
+        more = near(pn)[todo] & ~active[todo]
+        active[todo] |= more
+        todo = todo[more.any(1) & (st[todo] == 0)]
+    pc = pn * vs[:, None] / qs
+    # keep the canonical prices only where they are optimal (the same duality gap check)
+    primal = (lam * V).sum((-1, -2)) / (1 + ai) - (mu * C).sum((-1, -2))
+    g_new = dual_value(pc, Ai, ai, ri)
+    g_old = dual_value(P[idx], Ai, ai, ri)
+    vsc = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
+    good = (st == 0) & np.isfinite(pc).all(-1) & (pc >= 0).all(-1) & \
+        (g_new - primal <= np.maximum(g_old - primal, 0.0) + 1e-12 * vsc * max(N + F, 1))
+    out[idx[good]] = pc[good]
+    return out

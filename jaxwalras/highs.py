@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,18 +29,44 @@ from scipy.optimize import LinearConstraint, linprog, milp
 from .economy import MenuArrays
 
 __all__ = ["dual_simplex", "solve_menu_lp", "solve_menu_lp_blocks", "solve_menu_lps",
-           "menu_lp_feasible", "solve_milp", "HAVE_HIGHSPY"]
+           "menu_lp_feasible", "solve_milp", "MilpResult", "HAVE_HIGHSPY", "lp_scales"]
 
 try:
     import highspy as _highspy
     HAVE_HIGHSPY = all(hasattr(_highspy, n) for n in (
         "Highs", "HighsLp", "MatrixFormat", "HighsModelStatus", "HighsStatus"))
 except Exception:  # pragma: no cover - highspy missing: scipy's linprog runs HiGHS
-    _highspy, HAVE_HIGHSPY = None, False
+    _highspy, HAVE_HIGHSPY = None, False  # type: ignore[assignment]
 
 #: set to False to force the ``scipy.optimize.linprog`` path (tests do)
 USE_HIGHSPY = True
 _BANNER_DONE = False
+
+
+class _Quiet:
+    """Redirect the process's standard output and error (file descriptors 1 and 2) to the
+    null device: HiGHS' C++ code prints some diagnostics (e.g. from its MIP solver) with
+    ``printf``, whatever its output options say."""
+
+    def __enter__(self) -> "_Quiet":
+        self.saved = []
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            self.null = open(os.devnull, "w")
+            for fd in (1, 2):
+                self.saved.append((fd, os.dup(fd)))
+                os.dup2(self.null.fileno(), fd)
+        except OSError:  # pragma: no cover - no such descriptors
+            pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for fd, keep in self.saved:
+            os.dup2(keep, fd)
+            os.close(keep)
+        if hasattr(self, "null"):
+            self.null.close()
 
 
 def _new_highs() -> Any:
@@ -112,14 +138,49 @@ def dual_simplex(c: np.ndarray, A: sp.csc_matrix, m_ub: int, b_ub: np.ndarray,
     return True, np.asarray(sol.col_value), np.asarray(sol.row_dual)[:m_ub], nit
 
 
+def _pow2(x: np.ndarray) -> np.ndarray:
+    """The power of two nearest to ``x > 0`` (1 where ``x`` is 0): dividing by it is exact."""
+    x = np.asarray(x, np.float64)
+    return np.where(x > 0, 2.0 ** np.round(np.log2(np.where(x > 0, x, 1.0))), 1.0)
+
+
+def lp_scales(A: MenuArrays, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-economy money scale ``(...,)`` and per-good quantity scale ``(..., L)`` (powers of
+    two) that every LP/MILP of the library divides its data by before HiGHS sees it, so
+    HiGHS' absolute tolerances act relative to the economy's own scale (and a change of the
+    money unit is exact)."""
+    X, V, bm, Y, C, sm = A
+    vs = np.maximum(np.where(bm, np.abs(V), 0.0).max((-1, -2)),
+                    np.where(sm, np.abs(C), 0.0).max((-1, -2)))
+    qs = np.maximum(np.maximum(np.where(bm[..., None], X, 0.0).max((-2, -3)),
+                               np.where(sm[..., None], Y, 0.0).max((-2, -3))), np.abs(r))
+    return _pow2(vs), _pow2(qs)
+
+
+def _scaled(A: MenuArrays, r: np.ndarray, vs: np.ndarray, qs: np.ndarray
+            ) -> tuple[MenuArrays, np.ndarray]:
+    X, V, bm, Y, C, sm = A
+    q = qs[..., None, None, :]
+    v = np.asarray(vs)[..., None, None]
+    return MenuArrays(X / q, V / v, bm, Y / q, C / v, sm), r / qs
+
+
 def solve_menu_lp(A: MenuArrays, a: float, r: np.ndarray
                   ) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int]:
     """The convexified LP of ONE economy restricted to the options where ``A.bm`` /
     ``A.sm`` are True (see the module docstring).
 
     Returns ``(ok, p (L,), lam (N, Kb), mu (F, Ks), simplex iterations)``; the weights are a
-    basic (vertex) solution; ``p`` is NaN when ``ok`` is False.
+    basic (vertex) solution; ``p`` is NaN when ``ok`` is False.  The LP is solved on data
+    scaled by :func:`lp_scales`.
     """
+    vs, qs = lp_scales(A, r)
+    A, r = _scaled(A, np.asarray(r, np.float64), vs, qs)
+    ok, p, lam, mu, nit = _solve_menu_lp_scaled(A, a, r)
+    return ok, p * vs / qs, lam, mu, nit
+
+
+def _solve_menu_lp_scaled(A: MenuArrays, a: float, r: np.ndarray):
     X, V, bm, Y, C, sm = A
     N, Kb, L = X.shape
     nb_opt = bm.sum(-1)
@@ -143,7 +204,7 @@ def solve_menu_lp(A: MenuArrays, a: float, r: np.ndarray
                          shape=(len(bu) + len(su), nbv + nsv))
     ok, x, duals, nit = dual_simplex(c, sp.vstack([sp.csr_matrix(A_ub), A_eq]).tocsc(), L,
                                      -const_use, np.ones(len(bu) + len(su)))
-    if not ok:
+    if not ok or x is None or duals is None:
         return False, np.full(L, np.nan), lam, mu, nit
     xsol = np.clip(x, 0.0, 1.0)
     lam[bi, bk] = xsol[:nbv]
@@ -167,8 +228,18 @@ def solve_menu_lp_blocks(A: MenuArrays, a: np.ndarray, r: np.ndarray,
     cost, so that no block is infeasible; ``ok[b]`` is then False where block ``b`` uses it
     (its allowed options cannot clear the market, or its prices would exceed the cost:
     either way it needs more options).  A solution that does not use it is a basic
-    optimum of the restricted LP itself.
+    optimum of the restricted LP itself.  Every block is scaled by its own
+    :func:`lp_scales` first.
     """
+    vs, qs = lp_scales(A, r)
+    A, r = _scaled(A, np.asarray(r, np.float64), vs, qs)
+    if elastic is not None:
+        elastic = np.asarray(elastic, np.float64) * qs / vs[:, None]
+    ok, P, LAM, MU, it = _blocks_scaled(A, a, r, elastic)
+    return ok, P * vs[:, None] / qs, LAM, MU, it
+
+
+def _blocks_scaled(A: MenuArrays, a: np.ndarray, r: np.ndarray, elastic: np.ndarray | None):
     X, V, bm, Y, C, sm = A
     B, N, Kb, L = X.shape
     F, Ks = C.shape[1:]
@@ -208,7 +279,7 @@ def solve_menu_lp_blocks(A: MenuArrays, a: np.ndarray, r: np.ndarray,
                         (np.concatenate([rows_ub, B * L + arow]), np.concatenate([cols_ub, cols]))),
                        shape=(B * L + len(uniq), ncol))
     good, x, duals, nit = dual_simplex(c, Am, B * L, -const_use.ravel(), np.ones(len(uniq)))
-    if not good:
+    if not good or x is None or duals is None:
         return np.zeros(B, bool), np.full((B, L), np.nan), LAM, MU, np.zeros(B, np.int64)
     xs = np.clip(x, 0.0, 1.0)
     LAM[bb, bn, bk] = xs[:nbv]
@@ -246,6 +317,8 @@ def menu_lp_feasible(A: MenuArrays, r: np.ndarray) -> bool:
     """
     _, _, _, Y, C, sm = A
     F, Ks, L = Y.shape
+    qs = lp_scales(A, np.asarray(r, np.float64))[1]
+    Y, r = Y / qs, np.asarray(r, np.float64) / qs
     fi, ki = np.nonzero(sm)
     if fi.size == 0:
         return bool(np.all(np.asarray(r) <= 0))
@@ -258,13 +331,71 @@ def menu_lp_feasible(A: MenuArrays, r: np.ndarray) -> bool:
     return bool(res.status == 0)
 
 
+class MilpResult(NamedTuple):
+    """Outcome of :func:`solve_milp`."""
+    status: str                 # "optimal", "time_limit", "infeasible" or "failed"
+    x: np.ndarray | None        # the best solution found (None if none)
+    dual_bound: float           # HiGHS' bound on the optimum (nan if unknown)
+    nodes: int                  # branch-and-bound nodes
+
+
 def solve_milp(c: np.ndarray, A: Any, lb: np.ndarray, ub: np.ndarray, integrality: np.ndarray,
-               *, time_limit: float = 60.0, mip_rel_gap: float = 0.0) -> Any:
-    """``min c.x  s.t.  lb <= A x <= ub,  0 <= x <= 1`` with ``integrality`` (HiGHS branch
-    and cut through ``scipy.optimize.milp``), silently.  Returns scipy's result object."""
-    with warnings.catch_warnings():
+               *, time_limit: float = 60.0, mip_rel_gap: float = 0.0,
+               feasibility_tol: float = 1e-9) -> MilpResult:
+    """``min c.x  s.t.  lb <= A x <= ub,  0 <= x <= 1`` with ``integrality`` (1 = binary) by
+    HiGHS branch and cut, silently (highspy, tight feasibility tolerances; scipy's ``milp``
+    when highspy is missing).  Callers pass well-scaled data (entries of order 1) and
+    re-verify the answer themselves."""
+    A = sp.csc_matrix(A)
+    m, n = A.shape
+    if HAVE_HIGHSPY and USE_HIGHSPY:
+        h = _highspy
+        inf = h.kHighsInf
+        lp = h.HighsLp()
+        lp.num_col_, lp.num_row_ = n, m
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, m
+        lp.a_matrix_.format_ = h.MatrixFormat.kColwise
+        lp.col_cost_ = np.asarray(c, np.float64)
+        lp.col_lower_ = np.zeros(n)
+        lp.col_upper_ = np.ones(n)
+        lp.row_lower_ = np.where(np.isfinite(lb), lb, -inf).astype(np.float64)
+        lp.row_upper_ = np.where(np.isfinite(ub), ub, inf).astype(np.float64)
+        lp.a_matrix_.start_ = A.indptr
+        lp.a_matrix_.index_ = A.indices
+        lp.a_matrix_.value_ = A.data
+        lp.integrality_ = [h.HighsVarType.kInteger if k else h.HighsVarType.kContinuous
+                           for k in np.asarray(integrality)]
+        highs = _new_highs()
+        for key, val in (("time_limit", float(time_limit)), ("mip_rel_gap", float(mip_rel_gap)),
+                         ("mip_abs_gap", 0.0),
+                         ("mip_feasibility_tolerance", float(feasibility_tol)),
+                         ("primal_feasibility_tolerance", float(feasibility_tol))):
+            highs.setOptionValue(key, val)
+        with _Quiet():
+            failed = (highs.passModel(lp) == h.HighsStatus.kError
+                      or highs.run() == h.HighsStatus.kError)
+        if failed:
+            return MilpResult("failed", None, np.nan, 0)
+        st = highs.getModelStatus()
+        info = highs.getInfo()
+        nodes = int(getattr(info, "mip_node_count", 0) or 0)
+        bound = float(getattr(info, "mip_dual_bound", np.nan))
+        has_x = int(getattr(info, "primal_solution_status", 0)) == 2
+        x = np.asarray(highs.getSolution().col_value) if has_x else None
+        if st == h.HighsModelStatus.kOptimal:
+            return MilpResult("optimal", x, bound, nodes)
+        if st == h.HighsModelStatus.kTimeLimit:
+            return MilpResult("time_limit", x, bound, nodes)
+        if st == h.HighsModelStatus.kInfeasible:
+            return MilpResult("infeasible", None, np.nan, nodes)
+        return MilpResult("failed", x, bound, nodes)
+    with warnings.catch_warnings(), _Quiet():
         warnings.simplefilter("ignore")
-        return milp(c, integrality=integrality, bounds=(0, 1),
-                    constraints=LinearConstraint(A, lb, ub),
-                    options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap),
-                             "disp": False})
+        res = milp(c, integrality=integrality, bounds=(0, 1),
+                   constraints=LinearConstraint(A, lb, ub),
+                   options={"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap),
+                            "disp": False})
+    status = {0: "optimal", 1: "time_limit", 2: "infeasible"}.get(res.status, "failed")
+    dual = getattr(res, "mip_dual_bound", None)
+    return MilpResult(status, res.x, float("nan") if dual is None else float(dual),
+                      int(getattr(res, "mip_node_count", 0) or 0))

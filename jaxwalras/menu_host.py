@@ -17,11 +17,23 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .typing import ArrayLike
 from ._validation import as_float_array, broadcast_batch
 from .economy import MenuArrays, MenuEconomy
 
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
-           "Certificate", "certificate", "rel_gap", "value_scale"]
+           "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
+           "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
+           "rel_infeasibility"]
+
+#: relative tolerance of every final certificate of a mechanism outcome: an agent's
+#: shortfall from its best option is compared to its own scale (largest |value| or |cost|
+#: plus largest payment at the prices), a good's balance to the quantities traded, the
+#: budget to the payments
+CERT_RTOL = 1e-9
+#: the (tighter) relative tolerance the searches use, so that what they accept passes the
+#: certificate
+SEARCH_RTOL = 1e-11
 
 
 def broadcast_inputs(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0
@@ -85,6 +97,105 @@ def value_scale(A: MenuArrays, alpha: Any = None) -> np.ndarray:
     return np.maximum(np.maximum(vb, np.abs(A.C).max((-1, -2))), 1e-300)
 
 
+def rel_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, reserve: np.ndarray
+                      ) -> np.ndarray:
+    """``max_l (sum X lam + R - sum Y mu)_l / (sum |X| lam + sum |Y| mu + |R|)_l`` (0 where a
+    good is not traded): excess demand relative to the quantities of the good involved."""
+    d = np.einsum("...nk,...nkl->...l", lam, A.X)
+    s = np.einsum("...fk,...fkl->...l", mu, A.Y)
+    ex = d + reserve - s
+    sc = np.abs(d) + np.abs(s) + np.abs(reserve)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(ex > 0, ex / np.where(sc > 0, sc, 1.0), 0.0)
+    return rel.max(-1)
+
+
+def quantity_scale(A: MenuArrays) -> np.ndarray:
+    """Per economy and good, ``sum_n max_k X[n,k,l] + sum_f max_k Y[f,k,l]`` (batch + (L,)):
+    the most of good ``l`` the economy can move; the scale of its quantity comparisons."""
+    qx = np.where(A.bm[..., None], A.X, 0.0).max(-2).sum(-2)
+    qy = np.where(A.sm[..., None], A.Y, 0.0).max(-2).sum(-2)
+    return qx + qy
+
+
+def agent_scales(A: MenuArrays, p: np.ndarray, alpha: Any = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each agent's own money scale at seller prices ``p`` and markup ``alpha``.
+
+    Buyer ``n``: ``max_k |V[n,k]| + max_k |(1+alpha) p.X[n,k]|`` (its values and the
+    payments it could make); seller ``f``: ``max_k |C[f,k]| + max_k |p.Y[f,k]|``.  Returns
+    ``(buyers (..., N), sellers (..., F))``; payoff comparisons of one agent are made
+    relative to its scale, so they do not depend on the other agents or on the money unit.
+    """
+    X, V, bm, Y, C, sm = A
+    a = np.asarray(alpha)[..., None, None]
+    pay = np.abs((1.0 + a) * np.einsum("...nkl,...l->...nk", X, p))
+    rec = np.abs(np.einsum("...fkl,...l->...fk", Y, p))
+    sb = np.where(bm, np.abs(V), 0.0).max(-1) + np.where(bm, pay, 0.0).max(-1)
+    ss = np.where(sm, np.abs(C), 0.0).max(-1) + np.where(sm, rec, 0.0).max(-1)
+    return sb, ss
+
+
+class OutcomeCheck(NamedTuple):
+    """Float64 certificate of a mechanism outcome (see :func:`outcome_check`)."""
+    buyer_gap: np.ndarray      # (..., N) money shortfall from the best option (0 if weights)
+    seller_gap: np.ndarray     # (..., F)
+    buyers_ok: np.ndarray      # (...,) every buyer in its demand set (to rtol x own scale)
+    sellers_ok: np.ndarray     # (...,) every seller in its supply set
+    feasible: np.ndarray       # (...,) production covers consumption (+ set-aside), per good
+    budget: np.ndarray         # (...,) (1+alpha) p.x - p.y
+    budget_ok: np.ndarray      # (...,) no deficit beyond rtol x payments
+    prices_ok: np.ndarray      # (...,) p >= 0 and alpha >= 0, finite
+    x: np.ndarray              # (..., L) consumption
+    y: np.ndarray              # (..., L) production
+
+
+def outcome_check(A: MenuArrays, alpha: Any, p: np.ndarray, cb: Any, cs: np.ndarray, *,
+                  set_aside: Any = 0.0, buyer_weights: Any = None,
+                  rtol: float = CERT_RTOL) -> OutcomeCheck:
+    """Check a pure outcome against the markup-outcome definition, in float64.
+
+    Buyers hold options ``cb`` (or mixing weights ``buyer_weights``, for which no demand-set
+    condition is checked: the rationing mechanism), sellers options ``cs``.  Conditions,
+    each relative to the outcome's own scale (never to other economies of a batch):
+
+    * buyer ``n`` in its demand set at ``(1+alpha) p``: shortfall ``<= rtol * s_n``, and
+      seller ``f`` in its supply set at ``p``: shortfall ``<= rtol * s_f``, with the
+      agent scales of :func:`agent_scales`;
+    * production covers consumption plus the set-aside in every good ``l``:
+      ``y_l - x_l - set_aside_l >= -rtol * (sum_n x_nl + sum_f y_fl + set_aside_l)``;
+    * budget: ``(1+alpha) p.x - p.y >= -rtol * ((1+alpha) p.x + p.y)``;
+    * ``p >= 0`` and ``alpha >= 0``, all finite.
+    """
+    X, V, bm, Y, C, sm = A
+    a = np.asarray(alpha, np.float64)
+    p = np.asarray(p, np.float64)
+    beta = (1.0 + a)[..., None] * p
+    sb, ss = agent_scales(A, p, a)
+    u = np.where(bm, V - np.einsum("...nkl,...l->...nk", X, beta), -np.inf)
+    w = np.where(sm, np.einsum("...fkl,...l->...fk", Y, p) - C, -np.inf)
+    gs = w.max(-1) - np.take_along_axis(w, np.asarray(cs)[..., None], -1)[..., 0]
+    ys = np.take_along_axis(Y, np.asarray(cs)[..., None, None], -2)[..., 0, :]
+    if buyer_weights is None:
+        gb = u.max(-1) - np.take_along_axis(u, np.asarray(cb)[..., None], -1)[..., 0]
+        xs = np.take_along_axis(X, np.asarray(cb)[..., None, None], -2)[..., 0, :]
+        buyers_ok = np.all(gb <= rtol * sb, -1)
+    else:
+        xs = np.einsum("...nk,...nkl->...nl", buyer_weights, X)
+        gb = np.zeros(sb.shape)
+        buyers_ok = np.ones(sb.shape[:-1], bool)
+    x, y = xs.sum(-2), ys.sum(-2)
+    r = np.broadcast_to(np.asarray(set_aside, np.float64), x.shape)
+    feas = np.all(y - x - r >= -rtol * (np.abs(xs).sum(-2) + np.abs(ys).sum(-2) + np.abs(r)), -1)
+    px, py = np.einsum("...l,...l->...", beta, x), np.einsum("...l,...l->...", p, y)
+    budget = px - py
+    with np.errstate(invalid="ignore"):
+        budget_ok = budget >= -rtol * (np.abs(px) + np.abs(py))
+        prices_ok = (np.all(np.isfinite(p) & (p >= 0), -1) & np.isfinite(a) & (a >= 0))
+    return OutcomeCheck(gb, gs, buyers_ok, np.all(gs <= rtol * ss, -1), feas, budget,
+                        budget_ok, prices_ok, x, y)
+
+
 class Certificate(NamedTuple):
     """Optimality certificate of a convexified solution (all batch-shaped float64)."""
     dual: np.ndarray            # g(p)
@@ -114,7 +225,7 @@ def certificate(p: np.ndarray, lam: np.ndarray, mu: np.ndarray, A: MenuArrays, a
     return Certificate(dual, primal, gap, rel_gap(gap, dual, primal, A, a), infeas)
 
 
-def demand_gaps(economy: MenuEconomy, prices: Any, markup: Any = 0.0
+def demand_gaps(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike = 0.0
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Shortfall of every option from the agent's best choice (host, float64).
 
@@ -160,7 +271,7 @@ def demand_gaps(economy: MenuEconomy, prices: Any, markup: Any = 0.0
     return np.where(A.bm, bg, np.inf), np.where(A.sm, sg, np.inf)
 
 
-def dual_objective(economy: MenuEconomy, prices: Any, markup: Any = 0.0, reserve: Any = 0.0
+def dual_objective(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0
                    ) -> np.ndarray:
     """The dual ``g(p)`` of the convexified LP (host, float64).
 

@@ -31,9 +31,11 @@ import numpy as np
 
 import scipy.sparse as sp
 
+from .typing import ArrayLike
 from ._validation import as_float_array, broadcast_batch, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .highs import solve_milp
+from .menu_host import CERT_RTOL, agent_scales, quantity_scale
 from .status import Status
 
 __all__ = ["RoundingResult", "shapley_folkman_rounding", "worst_case_reserve",
@@ -135,10 +137,9 @@ def worst_case_reserve(economy: MenuEconomy, sellers_only: bool = False) -> np.n
 
 
 # ---------------------------------------------------------------------------------------
-def _scales(X, Y, V, C):  # noqa: N803
-    qscale = 1.0 + max(np.abs(X).max(initial=0.0) * X.shape[-3], np.abs(Y).max(initial=0.0) * Y.shape[-3])
-    vscale = 1.0 + max(np.abs(V).max(initial=0.0), np.abs(C).max(initial=0.0))
-    return qscale, vscale
+#: relative tolerance of the rounding's demand/supply sets and balances (a tenth of the
+#: mechanisms' final certificate, so that what the rounding accepts passes it)
+_RTOL = CERT_RTOL / 10
 
 
 def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
@@ -152,16 +153,18 @@ def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
     X, V, bm, Y, C, sm = A
     B, N, Kb, L = X.shape
     F, Ks = C.shape[-2:]
-    qscale, vscale = _scales(X, Y, V, C)
-    stol = (1e-8 * vscale * (1.0 + np.abs(p).max(initial=0.0))) if set_tol is None else set_tol
-    ftol = 1e-9 * qscale
+    # every tolerance is the economy's own (per good) or the agent's own (its values and
+    # payments): nothing batch-wide enters one economy's rounding
+    sb, ss = agent_scales(A, p, alpha)
+    rt = _RTOL if set_tol is None else float(set_tol)
+    ftol = _RTOL * quantity_scale(A)                           # (B, L)
     beta = (1.0 + alpha)[:, None] * p                          # buyer prices (B, L)
     pay_b = np.einsum("bnkl,bl->bnk", X, beta)                 # buyer payments
     rec_s = np.einsum("bfkl,bl->bfk", Y, p)                    # seller receipts
     ub = np.where(bm, V - pay_b, -np.inf)
     us = np.where(sm, rec_s - C, -np.inf)
-    in_b = bm & ((ub.max(-1, keepdims=True) - ub <= stol) | (wb > _WTOL))
-    in_s = sm & ((us.max(-1, keepdims=True) - us <= stol) | (ws > _WTOL))
+    in_b = bm & ((ub.max(-1, keepdims=True) - ub <= rt * sb[..., None]) | (wb > _WTOL))
+    in_s = sm & ((us.max(-1, keepdims=True) - us <= rt * ss[..., None]) | (ws > _WTOL))
     cb0 = np.argmax(wb, -1)
     cs0 = np.argmax(ws, -1)
     mix_b = (wb > _WTOL).sum(-1) > 1
@@ -177,12 +180,12 @@ def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
         # buyers keep their convexified consumption: the cap on production of priced goods
         xbar = np.einsum("bnk,bnkl->bl", wb, X)
         lo = np.full((B, L), -np.inf)
-        hi = np.where(p > 1e-12 * (1 + np.abs(p).max(initial=0.0)), xbar + ftol, np.inf)
+        priced = p > 1e-12 * np.abs(p).max(-1, keepdims=True)  # relative to the economy's prices
+        hi = np.where(priced, xbar + ftol, np.inf)
         base = np.where(~mix_s[..., None], ys0, 0.0).sum(1)
         base_score = np.where(~mix_s, rs0, 0.0).sum(1)
-        zb, sb = None, None
     else:
-        lo = np.full((B, L), -ftol)
+        lo = -ftol
         hi = np.full((B, L), np.inf)
         base = (np.where(~mix_s[..., None], ys0, 0.0).sum(1)
                 - np.where(~mix_b[..., None], xb0, 0.0).sum(1))
@@ -287,7 +290,8 @@ def round_flat(A: MenuArrays, p, alpha, wb, ws, *, sellers_only: bool,
 
 
 def _milp_choose(base, Zc, Sc, Vc, lo, hi):
-    """Exact choice of one candidate per mixing agent by a small MILP (HiGHS)."""
+    """Exact choice of one candidate per mixing agent by a small MILP (HiGHS), on data
+    scaled by its own magnitudes; the choice is re-checked in float64."""
     M, Kc, L = Zc.shape
     mi, ki = np.nonzero(Vc)
     nv = mi.size
@@ -296,26 +300,32 @@ def _milp_choose(base, Zc, Sc, Vc, lo, hi):
     A2 = Zc[mi, ki].T                                   # (L, nv)
     lo2 = np.where(np.isfinite(lo), lo - base, -np.inf)
     hi2 = np.where(np.isfinite(hi), hi - base, np.inf)
-    res = solve_milp(-Sc[mi, ki], sp.vstack([sp.csr_matrix(A1), sp.csr_matrix(A2)]).tocsr(),
-                     np.concatenate([np.ones(M), lo2]), np.concatenate([np.ones(M), hi2]),
+    qs = np.maximum(np.abs(A2).max(-1), 1e-300)         # per good
+    ss = max(np.abs(Sc[mi, ki]).max(initial=0.0), 1e-300)
+    res = solve_milp(-Sc[mi, ki] / ss,
+                     sp.vstack([sp.csr_matrix(A1), sp.csr_matrix(A2 / qs[:, None])]).tocsr(),
+                     np.concatenate([np.ones(M), lo2 / qs]), np.concatenate([np.ones(M), hi2 / qs]),
                      np.ones(nv), time_limit=30.0)
     best = np.zeros(M, np.int64)
-    if res.x is None or res.status not in (0,):
+    if res.x is None or res.status != "optimal":
         return False, best
     xs = res.x > 0.5
     best[mi[xs]] = ki[xs]
-    return True, best
+    net = base + Zc[np.arange(M), best].sum(0)
+    ok = bool(np.all(net >= lo) and np.all(net <= hi))
+    return ok, best
 
 
-def shapley_folkman_rounding(economy: MenuEconomy, prices: Any, markup: Any,
-                             buyer_weights: Any, seller_weights: Any, *,
+def shapley_folkman_rounding(economy: MenuEconomy, prices: ArrayLike, markup: ArrayLike,
+                             buyer_weights: ArrayLike, seller_weights: ArrayLike, *,
                              sellers_only: bool = False,
                              max_combinations: int = 4096) -> RoundingResult:
     """Round a convexified (vertex) solution to pure options (Shapley-Folkman rounding).
 
     Agents with a single positive weight keep that option.  Each mixing agent gets one
     option from its demand set at ``(1+markup) p`` (supply set at ``p``; tolerance
-    ``1e-8`` x value scale) or with positive weight.  Among all such combinations:
+    ``1e-10`` of the agent's own values and payments) or with positive weight.  Among all
+    such combinations (balances to ``1e-10`` of the economy's quantities):
 
     * default (markup mechanism): require production >= consumption in every good and
       return the combination with the largest budget surplus ``(1+markup) p.sum x - p.sum y``;

@@ -59,7 +59,7 @@ def config_dual_lp(values: np.ndarray, minimal: bool = False
     a = sp.csc_matrix((-np.ones(len(indices)), indices, indptr), shape=(R, m + n))
     b = -values[ii, ss]
     ok, x, _, nit = dual_simplex(np.ones(m + n), a, R, b, np.zeros(0))
-    if not ok:
+    if not ok or x is None:
         return False, float("nan"), np.full(m, np.nan), nit
     val = float(x.sum())
     if minimal:   # least total price on the optimal face (the minimal WE prices for GS)
@@ -68,7 +68,7 @@ def config_dual_lp(values: np.ndarray, minimal: bool = False
         ok2, x2, _, nit2 = dual_simplex(np.r_[np.ones(m), np.zeros(n)], a2, R + 1,
                                         np.r_[b, cap], np.zeros(0))
         nit += nit2
-        if ok2:
+        if ok2 and x2 is not None:
             x = x2
     return True, val, np.maximum(np.asarray(x[:m]), 0.0), nit
 

@@ -73,14 +73,14 @@ def _upper_hulls(z: np.ndarray, w: np.ndarray, alive: np.ndarray, max_passes: in
         changed = drop.any(-1)
         al[rows] = a & ~drop
         rows = rows[changed]
-    for r in rows:                                  # pathological rows: monotone chain
+    for r in rows:                         # pathological rows: monotone chain
         ks = np.nonzero(al[r])[0]
         hull: list[int] = []
         for k in ks:
             while len(hull) >= 2:
-                i, j = hull[-2], hull[-1]
-                if (ws[r, j] - ws[r, i]) * (zs[r, k] - zs[r, i]) <= \
-                        (ws[r, k] - ws[r, i]) * (zs[r, j] - zs[r, i]):
+                h0, h1 = hull[-2], hull[-1]
+                if (ws[r, h1] - ws[r, h0]) * (zs[r, k] - zs[r, h0]) <= \
+                        (ws[r, k] - ws[r, h0]) * (zs[r, h1] - zs[r, h0]):
                     hull.pop()
                 else:
                     break
@@ -105,6 +105,27 @@ def _hull_edges(zv: np.ndarray, wv: np.ndarray, nv: np.ndarray
     r, m = np.nonzero(np.arange(K - 1)[None, :] < (nv - 1)[:, None])
     dz = zv[r, m + 1] - zv[r, m]
     return r, m, (wv[r, m + 1] - wv[r, m]) / dz, dz
+
+
+def segment_cumsum(v: np.ndarray, seg: np.ndarray, B: int) -> np.ndarray:
+    """Cumulative sums of ``v`` restarted at every segment (``seg`` sorted, ``0..B-1``).
+
+    Each segment is summed on its own (rows of a padded matrix, one bucket of powers-of-two
+    lengths at a time), so its sums are the same whatever the other segments hold."""
+    out = np.empty(v.shape, np.float64)
+    if v.size == 0:
+        return out
+    counts = np.bincount(seg, minlength=B)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    size = np.where(counts > 0, 2 ** np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64), 0)
+    for M in np.unique(size[size > 0]):
+        rows = np.nonzero(size == M)[0]
+        col = np.arange(M)
+        valid = col[None, :] < counts[rows, None]
+        idx = starts[rows, None] + np.where(valid, col[None, :], 0)
+        cs = np.cumsum(np.where(valid, v[idx], 0.0), axis=1)
+        out[idx[valid]] = cs[valid]
+    return out
 
 
 def convexified_one_good(A: MenuArrays, a: np.ndarray, r: np.ndarray):
@@ -143,16 +164,15 @@ def convexified_one_good(A: MenuArrays, a: np.ndarray, r: np.ndarray):
     price = np.concatenate([sb, -ss])
     jump = np.concatenate([db, ds])
     econ = np.concatenate([rb // max(N, 1), rs // max(F, 1)])
-    order = np.argsort(price)
-    order = order[np.argsort(econ[order], kind="stable")]   # by economy, then price
+    # by economy, then price; equal prices keep their order inside the economy, so an
+    # economy's sweep does not depend on the other economies of the batch
+    order = np.lexsort((price, econ))
     price, jump, econ = price[order], jump[order], econ[order]
     nonpos = price <= 0.0
     e0 = e_inf + np.bincount(econ, weights=np.where(nonpos, jump, 0.0), minlength=B)
-    # running excess supply over the positive-price edges, per economy
-    cs = np.concatenate([[0.0], np.cumsum(np.where(nonpos, 0.0, jump))])
-    before = cs[np.searchsorted(econ, np.arange(B))]     # running sum before each economy
-    cs = cs[1:]
-    run = e0[econ] + cs - before[econ]
+    # running excess supply over the positive-price edges, summed per economy (never across
+    # economies: no cancellation against the batch-mates' sums)
+    run = e0[econ] + segment_cumsum(np.where(nonpos, 0.0, jump), econ, B)
     hit = ~nonpos & (run >= 0.0) & (e0[econ] < 0.0)
     first = np.full(B, len(price))
     hb = np.nonzero(hit)[0]
@@ -216,10 +236,12 @@ def table1_structure(A: MenuArrays):
     if np.any(u <= 0):
         return None
     ks = np.arange(Ks)
-    if not np.allclose(y, u[:, None] * ks, rtol=1e-12, atol=1e-12):
+    # linear in the unit count, to a tolerance relative to each economy's own numbers
+    if np.any(np.abs(y - u[:, None] * ks) > 1e-12 * np.abs(y).max(-1, keepdims=True)):
         return None
     c = cst[:, 1] / u
-    if not np.allclose(cst, c[:, None] * u[:, None] * ks, rtol=1e-12, atol=1e-12) or np.any(c <= 0):
+    if np.any(c <= 0) or np.any(np.abs(cst - c[:, None] * u[:, None] * ks)
+                                > 1e-12 * np.abs(cst).max(-1, keepdims=True)):
         return None
     q = np.where(bm[..., 1], X[..., 1, 0], 0.0) if Kb == 2 else np.zeros((B, N))
     w = np.where(bm[..., 1], V[..., 1], 0.0) if Kb == 2 else np.zeros((B, N))
@@ -295,7 +317,7 @@ def table1_markup(A: MenuArrays, struct, backend: str | None = None):
     # certificate (values below c are never bought at beta >= c; at p = c a tie above beta*
     # forces beta > beta*; the Y = K branch prefers the whole tie group, which is a prefix).
     vt = vs[:, 1:]
-    near = np.abs(vt - vs[:, :-1]) <= 1e-12 * np.maximum(1.0, np.abs(vs[:, :-1]))
+    near = np.abs(vt - vs[:, :-1]) <= 1e-12 * np.abs(vs[:, :-1])     # relative: scale-free
     relevant = (near & np.isfinite(vt) & (vt >= (c * (1 - 1e-12))[:, None])
                 & (vt <= (beta * (1 + 1e-12))[:, None]))
     certified = feas & (~np.any(relevant, 1) | (alpha == 0))

@@ -10,11 +10,13 @@ differentiating the iterations.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from .typing import ArrayLike
 from .economy import MenuEconomy
 from .kernels import menu
 from .kernels.smoothed_dual import normalisation, solve_smoothed_dual
@@ -63,7 +65,13 @@ def _smoothed_single(X, V, bm, Y, C, sm, alpha, R, *, tau: float, stages: int, s
     G = grad_p(ps, X, V, Y, C, alpha, R)          # depends on the inputs (not on ps)
     H = sg(jax.jacfwd(grad_p)(ps, X, V, Y, C, alpha, R))
     L = ps.shape[0]
-    free = sg((ps > 0) | (G < 0))
+    # a good nobody can trade (no real option holds it) is free of charge; a good whose
+    # smoothed dual is flat at the solution (zero curvature: every agent far from
+    # indifference) has no unique price, so it keeps the solver's price with derivative 0
+    traded = sg(jnp.any(jnp.where(bm[..., None], X, 0.0) > 0, (0, 1))
+                | jnp.any(jnp.where(sm[..., None], Y, 0.0) > 0, (0, 1)))
+    ps = jnp.where(traded, ps, 0.0)
+    free = sg(((ps > 0) | (G < 0)) & (jnp.diagonal(H) > 0) & traded)
     both = free[:, None] & free[None, :]
     Hf = jnp.where(both, H, 0.0) + jnp.eye(L, dtype=H.dtype) * (
         jnp.where(free, 0.0, 1.0) + 1e-12 * jnp.trace(jnp.abs(H)) / L)
@@ -76,7 +84,53 @@ def _smoothed_single(X, V, bm, Y, C, sm, alpha, R, *, tau: float, stages: int, s
     return SmoothedEquilibrium(p, lam, mu, welfare, ex)
 
 
-def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any = 0.0, *,
+#: magnitudes the smoothed solver accepts in float32 (inputs, their sums and products stay
+#: inside float32's range); float64 (``jax.enable_x64``) takes the economy's full range
+_F32_MAX, _F32_MIN = 1e35, 1e-35
+
+
+def _concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_concrete(economy: MenuEconomy, markup: Any, reserve: Any) -> None:
+    """Validate the arguments that are concrete (traced ones pass through unchecked)."""
+    if _concrete(markup):
+        a = np.asarray(markup, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"markup: must be finite, got {markup!r}")
+        if a.size and a.min() <= -1:
+            raise ValueError(f"markup: must be > -1 (buyers pay (1+markup) p), got {markup!r}")
+    if _concrete(reserve):
+        r = np.asarray(reserve, dtype=np.float64)
+        if not np.all(np.isfinite(r)):
+            raise ValueError(f"reserve: must be finite, got {reserve!r}")
+    leaves = [getattr(economy, f) for f in ("buyer_bundles", "buyer_values", "seller_bundles",
+                                            "seller_costs", "buyer_mask", "seller_mask")]
+    if not all(_concrete(z) for z in leaves):
+        return
+    X, V, Y, C, bm, sm = (np.asarray(z) for z in leaves)
+    if jnp.result_type(float) == jnp.float32:
+        for arr, name in ((X, "buyer_bundles"), (V, "buyer_values"), (Y, "seller_bundles"),
+                          (C, "seller_costs")):
+            a = np.abs(arr.astype(np.float64))
+            bad = (a > _F32_MAX) | ((a > 0) & (a < _F32_MIN))
+            if bad.any():
+                raise ValueError(f"{name}: found {arr[bad].ravel()[0]!r}; in float32 the smoothed "
+                                 f"solver takes magnitudes in [{_F32_MIN:g}, {_F32_MAX:g}] (or "
+                                 "0): change the unit of money or quantity, or run it under "
+                                 "`with jax.enable_x64(True):`")
+    if _concrete(reserve):
+        r = np.broadcast_to(np.asarray(reserve, np.float64), economy.batch_shape + (X.shape[-1],)) \
+            if np.ndim(reserve) else np.full(economy.batch_shape + (X.shape[-1],), float(reserve))
+        made = np.any(np.where(sm[..., None], Y, 0.0) > 0, (-2, -3))
+        bad = (r > 0) & ~made
+        if bad.any():
+            raise ValueError(f"reserve: a positive reserve {r[bad].ravel()[0]!r} of a good no seller "
+                             "can produce; the convexified economy is infeasible")
+
+
+def smoothed_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reserve: ArrayLike = 0.0, *,
                          tau: float = 1e-3, stages: int = 6, steps: int = 5
                          ) -> SmoothedEquilibrium:
     """Entropic-smoothed convexified equilibrium, differentiable in every input.
@@ -98,7 +152,7 @@ def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any =
     tau : float
         Smoothing relative to the economy's value scale, in ``(0, 1]``.
     stages, steps : int
-        Annealing stages and Newton steps per stage of the solver.
+        Annealing stages and Newton steps per stage of the solver, each ``>= 1``.
 
     Returns
     -------
@@ -106,11 +160,25 @@ def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any =
         A pytree of JAX arrays (``prices``, logit ``buyer_weights`` / ``seller_weights``,
         ``welfare``, ``excess_supply``).
 
+    Raises
+    ------
+    TypeError
+        ``economy`` is not a MenuEconomy.
+    ValueError
+        ``tau`` outside ``(0, 1]``; ``stages`` or ``steps`` not an integer ``>= 1``; a
+        concrete ``markup`` that is not finite or ``<= -1``; a concrete ``reserve`` that is
+        not finite, or positive for a good no seller can produce; in float32, a value,
+        cost or quantity of magnitude outside ``[1e-35, 1e35]`` (zero allowed).  Traced
+        arguments are not checked.
+
     Notes
     -----
     Usable under ``jax.grad`` / ``jax.jit`` / ``jax.vmap``.  Runs in the default JAX float
     dtype (enable x64 for float64).  As ``tau -> 0`` the solution tends to the convexified
-    equilibrium (the weights to a tie-splitting mix).
+    equilibrium (the weights to a tie-splitting mix).  A good that no agent can trade is
+    priced 0; where the smoothed dual is flat in a good at the solution (no unique price)
+    the solver's price is kept and its derivative is 0.  Negative costs, menus holding only
+    option 0 and values anywhere in the accepted range give finite results.
 
     Examples
     --------
@@ -122,8 +190,13 @@ def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any =
     """
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
-    if not isinstance(tau, (int, float)) or not 0 < tau <= 1:
+    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.integer, np.floating)) \
+            or not (np.isfinite(tau) and 0 < tau <= 1):
         raise ValueError(f"tau: must be a number in (0, 1] (relative to the value scale), got {tau!r}")
+    for nm, val in (("stages", stages), ("steps", steps)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"{nm}: must be an integer >= 1, got {val!r}")
+    _check_concrete(economy, markup, reserve)
     bshape = economy.batch_shape
     L = economy.n_goods
     a = jnp.asarray(markup, dtype=jnp.result_type(float))
@@ -140,7 +213,7 @@ def smoothed_equilibrium(economy: MenuEconomy, markup: Any = 0.0, reserve: Any =
     fields = [jnp.broadcast_to(f, batch + f.shape[nb:]) for f in fields]
     a = jnp.broadcast_to(a, batch)
     r = jnp.broadcast_to(r, batch + (L,))
-    fn = lambda X, V, bm, Y, C, sm, al, R: _smoothed_single(  # noqa: E731
+    fn: Callable[..., Any] = lambda X, V, bm, Y, C, sm, al, R: _smoothed_single(  # noqa: E731
         X, V, bm, Y, C, sm, al, R, tau=float(tau), stages=int(stages), steps=int(steps))
     for _ in batch:
         fn = jax.vmap(fn)

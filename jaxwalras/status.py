@@ -63,8 +63,10 @@ STATUS: dict[int, str] = {
     Status.ROUND_LIMIT: "round limit reached before the answer was certified (raise the "
                         "round/iteration budget)",
     Status.START_ABOVE_OPTIMUM: "the start prices were not below the buyer-optimal prices: "
-                                "the auction ended at competitive prices that admit no "
-                                "market-clearing allocation",
+                                "the auction ended at prices that are not the least "
+                                "Walrasian prices (no market-clearing allocation, or "
+                                "Walrasian but not least); start from 0 or use "
+                                "on_bad_start='restart'",
     Status.NO_SOLUTION: "no outcome with the required properties exists within the search "
                         "range (e.g. no budget-feasible markup <= max_markup)",
     Status.SOLVER_FAILED: "the exact solver (LP / MILP / simplex) failed or returned no "
@@ -78,7 +80,7 @@ STATUS: dict[int, str] = {
 STATUS = {int(k): v for k, v in STATUS.items()}
 
 
-def status_message(code: Any) -> str:
+def status_message(code: int) -> str:
     """The message of one status code.
 
     Parameters

@@ -27,13 +27,16 @@ import numpy as np
 
 import scipy.sparse as sp
 
+from .typing import ArrayLike
+from ._progress import Progress
 from ._validation import as_float_array, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
-from .highs import solve_milp
+from .highs import lp_scales, solve_milp
+from .menu_host import CERT_RTOL
 from .status import Status
 
 __all__ = ["WelfareBound", "EfficientAllocation", "welfare_bound", "efficient_allocation",
-           "allocation_weights", "bound_terms"]
+           "allocation_weights", "bound_terms", "uplift"]
 
 
 class WelfareBound(NamedTuple):
@@ -48,8 +51,9 @@ class WelfareBound(NamedTuple):
                               ``S* - S(omega)`` whenever the allocation is feasible.
     welfare : (...,)          ``S(omega) = sum v_n(x_n) - sum c_f(y_f)``.
     excess_supply : (..., L)  ``sum y - sum x`` per good.
-    feasible : (...,) bool    production covers consumption (up to ``1e-9`` x scale); the
-                              bound is a theorem only for feasible allocations.
+    feasible : (...,) bool    production covers consumption in every good (up to ``1e-9``
+                              of the quantities of that good traded); the bound is a theorem
+                              only for feasible allocations.
     """
     revenue_deficit: Any
     buyer_losses: Any
@@ -74,11 +78,17 @@ class EfficientAllocation(NamedTuple):
     buyer_weights : ndarray, shape (..., N, Kb)
         Weights (one-hot unless ``convex_buyers=True``).
     upper_bound : ndarray, shape (...)
-        HiGHS' dual bound on ``S*`` (equals ``welfare`` when optimal).
+        HiGHS' dual bound on ``S*`` (equals ``welfare`` when optimal, up to HiGHS'
+        optimality tolerance).
     converged : ndarray of bool, shape (...)
-        HiGHS proved optimality (formerly ``optimal``).
+        HiGHS proved optimality AND the returned allocation passed the float64 check:
+        one option per agent (weights on the simplex for ``convex_buyers``) and production
+        covering consumption in every good (to ``1e-9`` of the quantities traded)
+        (formerly ``optimal``).
     status : ndarray of int, shape (...)
-        ``OK``, ``TIME_LIMIT`` (best found returned) or ``SOLVER_FAILED``.
+        ``OK``; ``TIME_LIMIT`` (the best allocation found is returned, its feasibility
+        checked, optimality not proven; ``welfare`` NaN if none was found);
+        ``NOT_CERTIFIED`` (HiGHS' allocation failed the float64 check); ``SOLVER_FAILED``.
     iterations : ndarray of int, shape (...)
         Branch-and-bound nodes HiGHS explored.
     """
@@ -171,13 +181,12 @@ def bound_terms(A: MenuArrays, p, wb, ws) -> WelfareBound:
     bl = np.maximum(best_b - got_b, 0.0)
     sl = np.maximum(best_s - got_s, 0.0)
     welfare = np.sum(wb * V, (-1, -2)) - np.sum(ws * C, (-1, -2))
-    scale = 1.0 + np.abs(X).max(initial=0.0) * max(X.shape[-3], 1) + np.abs(Y).max(initial=0.0) * max(Y.shape[-3], 1)
-    feasible = np.all(excess >= -1e-9 * scale, -1)
+    feasible = np.all(excess >= -CERT_RTOL * (np.abs(x) + np.abs(y)), -1)   # per good, relative
     return WelfareBound(rd, bl, sl, rd + bl.sum(-1) + sl.sum(-1), welfare, excess, feasible)
 
 
-def welfare_bound(economy: MenuEconomy, prices: Any, buyer_allocation: Any,
-                  seller_allocation: Any) -> WelfareBound:
+def welfare_bound(economy: MenuEconomy, prices: ArrayLike, buyer_allocation: ArrayLike,
+                  seller_allocation: ArrayLike) -> WelfareBound:
     """Certificate of the bound-form first welfare theorem for any prices and allocation.
 
     ``S* - S(omega) <= p.(sum_f y_f - sum_n x_n) + sum_n R_n + sum_f R_f`` with
@@ -221,60 +230,78 @@ def welfare_bound(economy: MenuEconomy, prices: Any, buyer_allocation: Any,
 
 # ---------------------------------------------------------------------------------------
 def _milp_one(A: MenuArrays, convex_buyers: bool, time_limit: float, mip_rel_gap: float):
-    """The efficient-allocation MILP of ONE economy.  Returns ``(welfare, wb, ws,
-    upper_bound, status, nodes)``; welfare and bound are NaN when HiGHS found nothing."""
+    """The efficient-allocation MILP of ONE economy, on data scaled by its own money and
+    quantity scales; the answer is re-checked in float64 on the original data.  Returns
+    ``(welfare, wb, ws, upper_bound, status, nodes)``."""
     X, V, bm, Y, C, sm = A
     N, Kb, L = X.shape
     F, Ks, _ = Y.shape
+    vs, qs = lp_scales(A, np.zeros(L))
     bi = np.argwhere(bm)            # (nb, 2) real buyer options
     si = np.argwhere(sm)
     nb, ns = len(bi), len(si)
     nv = nb + ns
-    c = -np.concatenate([V[bm], -C[sm]])            # minimise -welfare
+    c = -np.concatenate([V[bm], -C[sm]]) / vs         # minimise -welfare (scaled)
     # one option per agent
     rows = np.concatenate([bi[:, 0], N + si[:, 0]])
     A1 = sp.coo_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(N + F, nv))
-    # consumption <= production, per good: sum X lam - sum Y mu <= 0
-    coef = np.concatenate([X[bm], -Y[sm]], 0)       # (nv, L)
+    # consumption <= production, per good: sum X lam - sum Y mu <= 0 (scaled per good)
+    coef = np.concatenate([X[bm], -Y[sm]], 0) / qs    # (nv, L)
     Am = sp.vstack([A1, sp.coo_matrix(coef.T)]).tocsr()
     lb = np.concatenate([np.ones(N + F), np.full(L, -np.inf)])
     ubd = np.concatenate([np.ones(N + F), np.zeros(L)])
     integrality = np.concatenate([np.full(nb, 0 if convex_buyers else 1), np.ones(ns)])
     res = solve_milp(c, Am, lb, ubd, integrality, time_limit=time_limit,
                      mip_rel_gap=mip_rel_gap)
-    nodes = int(getattr(res, "mip_node_count", 0) or 0)
     wb = np.zeros((N, Kb))
     ws = np.zeros((F, Ks))
     if res.x is None:
-        status = Status.TIME_LIMIT if res.status == 1 else Status.SOLVER_FAILED
-        return np.nan, wb, ws, np.nan, status, nodes
+        status = Status.TIME_LIMIT if res.status == "time_limit" else Status.SOLVER_FAILED
+        return np.nan, wb, ws, np.nan, status, res.nodes
     xv = np.clip(res.x, 0.0, 1.0)
     wb[bm] = xv[:nb]
     ws[sm] = xv[nb:]
+    # pure choices: the largest weight (exactly one option per agent by construction)
     if not convex_buyers:
-        wb = (wb > 0.5).astype(float)
-    ws = (ws > 0.5).astype(float)
-    welfare = float(np.sum(wb * V) - np.sum(ws * C))
-    dual = getattr(res, "mip_dual_bound", None)
-    ub = -float(dual) if dual is not None and np.isfinite(dual) else welfare
-    if res.status == 0:
-        status = Status.OK
-        ub = max(ub, welfare)
+        wb = (np.arange(Kb)[None, :] == wb.argmax(-1)[:, None]).astype(float)
     else:
-        status = Status.TIME_LIMIT if res.status == 1 else Status.SOLVER_FAILED
-    return welfare, wb, ws, ub, status, nodes
+        wb = np.where(bm, np.maximum(wb, 0.0), 0.0)
+        wb = wb / wb.sum(-1, keepdims=True)
+    ws = (np.arange(Ks)[None, :] == ws.argmax(-1)[:, None]).astype(float)
+    # the float64 check on the ORIGINAL data: feasibility of every good
+    xs = np.einsum("nk,nkl->nl", wb, X)
+    ys = np.einsum("fk,fkl->fl", ws, Y)
+    feas = np.all(ys.sum(0) - xs.sum(0) >= -CERT_RTOL * (xs.sum(0) + ys.sum(0)))
+    welfare = float(np.sum(wb * V) - np.sum(ws * C))
+    ub = -float(res.dual_bound) * vs if np.isfinite(res.dual_bound) else np.nan
+    if res.status == "optimal":
+        status = Status.OK if feas else Status.NOT_CERTIFIED
+        ub = max(ub, welfare) if np.isfinite(ub) else welfare
+    elif res.status == "time_limit":
+        status = Status.TIME_LIMIT
+    else:
+        status = Status.SOLVER_FAILED
+    if not feas:
+        welfare = np.nan
+    return welfare, wb, ws, ub, status, res.nodes
 
 
 def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
                          time_limit: float = 60.0, max_variables: int = 200_000,
-                         mip_rel_gap: float = 0.0) -> EfficientAllocation:
+                         mip_rel_gap: float = 0.0,
+                         progress: bool | None = None) -> EfficientAllocation:
     """Exact efficient allocation of a (batch of) menu economies by mixed-integer LP.
 
     ``max sum_{n,k} lam[n,k] V[n,k] - sum_{f,k} mu[f,k] C[f,k]`` s.t. one option per agent
     (``sum_k lam[n,k] = 1``, binary), ``sum X lam <= sum Y mu`` per good (free disposal),
-    solved by HiGHS branch-and-cut (``scipy.optimize.milp``), one economy at a time on the
-    host.  ``convex_buyers=True`` relaxes the buyers' weights to the simplex (buyers with
-    concave-hull values, the setting of the rationing mechanism).
+    solved by HiGHS branch-and-cut (through highspy, silently), one economy at a time on
+    the host.  ``convex_buyers=True`` relaxes the buyers' weights to the simplex (buyers
+    with concave-hull values, the setting of the rationing mechanism).
+
+    Every economy's MILP is scaled by its own money scale and per-good quantity scale
+    (powers of two) before HiGHS sees it, so HiGHS' absolute tolerances act relative to
+    the economy and a change of the money unit changes nothing; the allocation HiGHS
+    returns is then re-checked in float64 on the original data (``converged``).
 
     Parameters
     ----------
@@ -283,28 +310,48 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
     convex_buyers : bool
         Relax buyer integrality (see above).
     time_limit : float
-        Seconds per economy; when hit, ``converged`` is False, ``status`` is
-        ``TIME_LIMIT`` and ``upper_bound`` is HiGHS' dual bound.
+        Seconds per economy, ``> 0``; when hit, ``status`` is ``TIME_LIMIT``, the best
+        allocation found (if any) is returned and ``upper_bound`` is HiGHS' dual bound.
     max_variables : int
         Refuse (ValueError) economies with more real options than this.
     mip_rel_gap : float
-        HiGHS relative optimality gap (0 = exact).
+        HiGHS relative optimality gap in ``[0, 1)`` (0 = exact).
+    progress : bool, optional
+        Show a progress bar over the economies on standard error (``None``: only when the
+        environment variable ``JAXWALRAS_PROGRESS=1`` is set).
 
     Returns
     -------
     EfficientAllocation
 
+    Raises
+    ------
+    TypeError
+        ``economy`` is not a MenuEconomy.
+    ValueError
+        A bad ``time_limit``, ``mip_rel_gap`` or ``max_variables``, or an economy larger
+        than ``max_variables``.
+
     Examples
     --------
     >>> import jaxwalras as jw
     >>> opt = jw.efficient_allocation(jw.examples.milgrom_watt_table1())
-    >>> round(float(opt.welfare), 4)
-    0.7221
+    >>> round(float(opt.welfare), 4), bool(opt.converged)
+    (0.7221, True)
     """
     A = _host(economy)
     X, V, bm, Y, C, sm = A
-    if not (isinstance(time_limit, (int, float)) and time_limit > 0):
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float, np.integer,
+                                                                   np.floating)) \
+            or not (np.isfinite(time_limit) and time_limit > 0):
         raise ValueError(f"time_limit: must be a positive number of seconds, got {time_limit!r}")
+    if isinstance(mip_rel_gap, bool) or not isinstance(mip_rel_gap, (int, float, np.integer,
+                                                                     np.floating)) \
+            or not (0 <= mip_rel_gap < 1):
+        raise ValueError(f"mip_rel_gap: must be a number in [0, 1), got {mip_rel_gap!r}")
+    if isinstance(max_variables, bool) or not isinstance(max_variables, (int, np.integer)) \
+            or max_variables < 1:
+        raise ValueError(f"max_variables: must be a positive integer, got {max_variables!r}")
     nvar = int(bm.sum(axis=(-1, -2)).max(initial=0) + sm.sum(axis=(-1, -2)).max(initial=0))
     if nvar > max_variables:
         raise ValueError(f"efficient_allocation: an economy has {nvar} real options (MILP "
@@ -322,9 +369,12 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
     out_it = np.zeros(flat, np.int64)
     out_wb = np.zeros((flat, N, Kb))
     out_ws = np.zeros((flat, F, Ks))
-    for i in range(flat):  # host MILP: one economy at a time by nature
-        (out_w[i], out_wb[i], out_ws[i], out_ub[i], out_st[i],
-         out_it[i]) = _milp_one(Af.take(i), convex_buyers, time_limit, mip_rel_gap)
+    with Progress(flat, "efficient allocations", unit="economy", enabled=progress) as bar:
+        for i in range(flat):  # host MILP: one economy at a time by nature
+            (out_w[i], out_wb[i], out_ws[i], out_ub[i], out_st[i],
+             out_it[i]) = _milp_one(Af.take(i), convex_buyers, float(time_limit),
+                                    float(mip_rel_gap))
+            bar.update()
     return EfficientAllocation(
         welfare=out_w.reshape(batch),
         buyer_choice=out_wb.argmax(-1).reshape(batch + (N,)),
@@ -333,3 +383,46 @@ def efficient_allocation(economy: MenuEconomy, *, convex_buyers: bool = False,
         upper_bound=out_ub.reshape(batch),
         converged=(out_st == Status.OK).reshape(batch),
         status=out_st.reshape(batch), iterations=out_it.reshape(batch))
+
+
+def uplift(economy: MenuEconomy, prices: ArrayLike, seller_allocation: ArrayLike) -> np.ndarray:
+    """Lost-opportunity-cost uplift of every seller at given prices.
+
+    Seller ``f``'s lost opportunity cost at prices ``p`` is what it could earn on its own
+    at ``p`` minus what it earns in the allocation:
+    ``max_k (p.Y[f,k] - C[f,k]) - (p.y_f - c_f(y_f)) >= 0``, the seller term of the
+    bound-form first welfare theorem (:func:`welfare_bound`).  Paid alongside convex-hull
+    prices (the prices of :func:`jaxwalras.convexified_equilibrium`) for the efficient
+    dispatch, it is the uplift that makes every unit willing to follow the dispatch
+    (Gribik, Hogan and Pope, 2007).
+
+    Parameters
+    ----------
+    economy : MenuEconomy
+        Batch shape ``B``.
+    prices : array_like, shape (..., L)
+        Prices ``p >= 0`` (broadcast against ``B``).
+    seller_allocation : integer options ``(..., F)`` or weights ``(..., F, Ks)``
+        E.g. ``efficient_allocation(economy).seller_choice``.
+
+    Returns
+    -------
+    ndarray, shape (..., F)
+        Uplift per seller, in money.
+
+    References
+    ----------
+    P. R. Gribik, W. W. Hogan and S. L. Pope, "Market-clearing electricity prices and
+    energy uplift", 2007.  P. Milgrom and M. Watt, EC 2022 (the bound-form welfare theorem).
+
+    Examples
+    --------
+    >>> import jaxwalras as jw
+    >>> eco = jw.examples.milgrom_watt_table1()
+    >>> jw.uplift(eco, [0.5], [4]).tolist()
+    [0.0]
+    """
+    A = _host(economy)
+    N = A.X.shape[-3]
+    zeros = np.zeros(A.X.shape[:-3] + (N,), np.int64)
+    return welfare_bound(economy, prices, zeros, seller_allocation).seller_losses

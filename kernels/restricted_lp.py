@@ -143,7 +143,8 @@ def restricted_vertex(p0, p1, X, V, bm, Y, C, sm, alpha, R, *, NA: int, FA: int,
     ``NA``/``FA``: ambiguous buyers/sellers solved per economy, ``KC``: candidates per
     agent (static).  ``ok`` flags the economies certified
     optimal against their full menus; the others need another finish."""
-    f = lambda *a: _one_vertex(*a, rel_eps, cert_tol, NA, FA, KC, max_iter)  # noqa: E731
+    def f(*a):
+        return _one_vertex(*a, rel_eps, cert_tol, NA, FA, KC, max_iter)
     return jax.vmap(f)(p0.astype(V.dtype), p1.astype(V.dtype), X, V, bm, Y, C, sm, alpha, R)
 
 

@@ -3,7 +3,9 @@
 * :func:`convexified_lp_simplex` -- exact vertex optimum of one small convexified LP by the
   dual simplex method (vmap it over a batch of economies x markups);
 * :func:`max_budget_prices` -- best prices for a given pure allocation (the markup
-  mechanism's re-pricing step; an LP in ``p`` solved through its ``L``-row dual).
+  mechanism's re-pricing step; an LP in ``p`` solved through its ``L``-row dual);
+* :func:`lex_min_prices` -- the lexicographically smallest point of a price polyhedron
+  (the canonical optimal prices of a convexified equilibrium).
 
 Both share one pivot loop (:func:`_simplex_loop`).  They run in the caller's float dtype:
 the library calls them under a scoped ``jax.enable_x64(True)`` (float64 pivots).
@@ -13,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["convexified_lp_simplex", "max_budget_prices"]
+__all__ = ["convexified_lp_simplex", "max_budget_prices", "lex_min_prices"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,39 +116,21 @@ def convexified_lp_simplex(X, V, bm, Y, C, sm, alpha, R, max_iter: int = 200,
     return prices, lam, mu, status, it
 
 
-def max_budget_prices(Xw, Vw, bm, Yw, Cw, sm, x, y, alpha, pmax, max_iter: int = 64,
-                      tol: float = 1e-9, slack: float = 1e-10):
-    """Prices that keep a GIVEN pure allocation in everyone's demand/supply sets and maximise
-    the budget surplus (ONE allocation; vmap over a batch).
-
-    Buyer ``n`` holds option ``w_n``, seller ``f`` option ``w_f``; inputs are the differences
-    to the held option: ``Xw[n,k] = X[n,w_n] - X[n,k]``, ``Vw[n,k] = V[n,w_n] - V[n,k]``,
-    ``Yw[f,k] = Y[f,k] - Y[f,w_f]``, ``Cw[f,k] = C[f,k] - C[f,w_f]``.  The LP in ``p``::
-
-        max  ((1+alpha) x - y).p
-        s.t. (1+alpha) Xw[n,k].p <= Vw[n,k] + slack   (buyers keep w_n at (1+alpha) p)
-             Yw[f,k].p <= Cw[f,k] + slack             (sellers keep w_f at p)
-             0 <= p <= pmax
-
-    is solved through its dual, which has only ``L`` rows: ``min h.u + pmax.z`` s.t.
-    ``G^T u + z - s = c``, ``u, z, s >= 0``; start basis ``z_l`` (``c_l > 0``) or ``s_l``,
-    primal simplex with Dantzig's rule.  The optimal ``p`` is read off the reduced costs of
-    ``s``.  Returns ``(p (L,), status)``: 0 optimal, 1 the ``p``-LP is infeasible, 2 cap.
-    """
-    L = x.shape[-1]
-    dt = x.dtype
-    G = jnp.concatenate([((1.0 + alpha) * Xw).reshape(-1, L), Yw.reshape(-1, L)])   # (M, L)
-    h = jnp.concatenate([Vw.reshape(-1), Cw.reshape(-1)]) + slack
-    ok = jnp.concatenate([bm.reshape(-1), sm.reshape(-1)])
-    G = jnp.where(ok[:, None], G, 0.0)
-    h = jnp.where(ok, h, 1.0)
-    c = (1.0 + alpha) * x - y
-    sgn = jnp.where(c > 0, 1.0, -1.0).astype(dt)
+def _price_lp(G, h, c, pmax, max_iter: int, tol: float):
+    """``max c.p  s.t.  G p <= h,  0 <= p <= pmax`` (``L`` variables) through its ``L``-row
+    dual ``min h.u + pmax.z`` s.t. ``G^T u + z - s = c``, ``u, z, s >= 0``; start basis
+    ``z_l`` (``c_l > 0``) or ``s_l``, primal simplex with Dantzig's rule.  The optimal
+    ``p`` is read off the reduced costs of ``s``.  Returns ``(p, status)``: 0 optimal,
+    1 the ``p``-LP is infeasible, 2 cap."""
+    L = c.shape[-1]
+    dt = c.dtype
     M = G.shape[0]
+    pmax = jnp.broadcast_to(jnp.asarray(pmax, dt), (L,))
+    sgn = jnp.where(c > 0, 1.0, -1.0).astype(dt)
     eye = jnp.eye(L, dtype=dt)
     # columns: u (M), z (L), s (L); rows scaled by sgn so the start basis is the identity
     T = jnp.concatenate([G.T, eye, -eye, c[:, None]], 1) * sgn[:, None]
-    cost = jnp.concatenate([h, jnp.full(L, pmax, dt), jnp.zeros(L, dt), jnp.zeros(1, dt)])
+    cost = jnp.concatenate([h, pmax, jnp.zeros(L, dt), jnp.zeros(1, dt)])
     basis = jnp.where(c > 0, M + jnp.arange(L), M + L + jnp.arange(L))
     d = cost - cost[basis] @ T
 
@@ -164,3 +148,51 @@ def max_budget_prices(Xw, Vw, bm, Yw, Cw, sm, x, y, alpha, pmax, max_iter: int =
     T, d, basis, status, it = _simplex_loop(T, d, basis, choose)
     p = jnp.clip(d[M + L:M + 2 * L], 0.0, pmax)
     return p, status
+
+
+def max_budget_prices(Xw, Vw, bm, Yw, Cw, sm, x, y, alpha, pmax, max_iter: int = 64,
+                      tol: float = 1e-9, slack: float = 1e-10):
+    """Prices that keep a GIVEN pure allocation in everyone's demand/supply sets and maximise
+    the budget surplus (ONE allocation; vmap over a batch).
+
+    Buyer ``n`` holds option ``w_n``, seller ``f`` option ``w_f``; inputs are the differences
+    to the held option: ``Xw[n,k] = X[n,w_n] - X[n,k]``, ``Vw[n,k] = V[n,w_n] - V[n,k]``,
+    ``Yw[f,k] = Y[f,k] - Y[f,w_f]``, ``Cw[f,k] = C[f,k] - C[f,w_f]``.  The LP in ``p``::
+
+        max  ((1+alpha) x - y).p
+        s.t. (1+alpha) Xw[n,k].p <= Vw[n,k] + slack   (buyers keep w_n at (1+alpha) p)
+             Yw[f,k].p <= Cw[f,k] + slack             (sellers keep w_f at p)
+             0 <= p <= pmax
+
+    is solved through its dual, which has only ``L`` rows (:func:`_price_lp`).  Returns
+    ``(p (L,), status)``: 0 optimal, 1 the ``p``-LP is infeasible, 2 cap.
+    """
+    L = x.shape[-1]
+    G = jnp.concatenate([((1.0 + alpha) * Xw).reshape(-1, L), Yw.reshape(-1, L)])   # (M, L)
+    h = jnp.concatenate([Vw.reshape(-1), Cw.reshape(-1)]) + slack
+    ok = jnp.concatenate([bm.reshape(-1), sm.reshape(-1)])
+    G = jnp.where(ok[:, None], G, 0.0)
+    h = jnp.where(ok, h, 1.0)
+    return _price_lp(G, h, (1.0 + alpha) * x - y, pmax, max_iter, tol)
+
+
+def lex_min_prices(G, h, ok, pmax, max_iter: int = 64, tol: float = 1e-12):
+    """The lexicographically smallest ``p`` with ``G p <= h`` (rows where ``ok``) and
+    ``0 <= p <= pmax`` (ONE polyhedron; vmap over a batch): ``p_1`` as small as possible,
+    then ``p_2``, ...  It is a unique point of the polyhedron, so it does not depend on how
+    the polyhedron was found (one :func:`_price_lp` per coordinate, earlier coordinates
+    bounded by their minima).  Returns ``(p (L,), status)``: 0 optimal, else the first
+    failing status."""
+    L = pmax.shape[-1]
+    dt = h.dtype
+    G = jnp.where(ok[:, None], G, 0.0)
+    h = jnp.where(ok, h, 1.0)
+    ub = pmax.astype(dt)
+    st = jnp.array(0)
+    p = jnp.zeros(L, dt)
+    for l in range(L):                      # static: L solves of an L-row LP
+        c = -jnp.eye(L, dtype=dt)[l]
+        p, s = _price_lp(G, h, c, ub, max_iter, tol)
+        st = jnp.where(st == 0, s, st)
+        ub = ub.at[l].set(jnp.minimum(ub[l], p[l] * (1.0 + 1e-12) + 1e-15))
+    return p, st

@@ -110,6 +110,18 @@ def test_convexified_markup_rationing_commands(table1, capsys):
     assert code == 0 and "markup alpha" in out
 
 
+def test_progress_bars_follow_the_terminal(table1, capsys, monkeypatch):
+    # not a terminal (pytest captures stderr): no bar; a terminal: a bar unless --no-progress
+    monkeypatch.delenv("JAXWALRAS_PROGRESS", raising=False)
+    code, _, err = run(capsys, "rationing", table1, "--backend", "host")
+    assert code == 0 and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    code, _, err = run(capsys, "rationing", table1, "--backend", "host")
+    assert code == 0 and "rationing" in err and "/s" in err
+    code, _, err = run(capsys, "rationing", table1, "--backend", "host", "--no-progress")
+    assert code == 0 and err == ""
+
+
 def test_markup_without_solution_exits_1(tmp_path, capsys):
     X = np.array([[[0, 0], [2, 0], [0, 2]]], float)
     eco = jw.MenuEconomy(X, np.array([[0, 3.0, 3.0]]), np.array([[[0, 0], [1, 1]]], float),

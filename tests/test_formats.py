@@ -236,3 +236,44 @@ def test_result_json_bad_input(tmp_path):
         jw.result_from_json(json.dumps(good))
     with pytest.raises(FormatError, match="not a jaxwalras result"):
         jw.load_result(_write(tmp_path, "x.json", {"prices": [1]}))
+
+
+# ------------------------------------------------------------------ menu economies
+def test_menu_economy_round_trip_with_names_and_batches(tmp_path):
+    eco = jw.examples.fixed_cost_economy(3, n_buyers=4, n_sellers=2, n_goods=2)
+    named = jw.MenuEconomy(eco.buyer_bundles, eco.buyer_values, eco.seller_bundles,
+                           eco.seller_costs, eco.buyer_mask, eco.seller_mask,
+                           buyer_names=["a", "b", "c", "d"], seller_names=["s", "t"])
+    p = tmp_path / "e.json"
+    jw.save_economy(named, p, goods=["x", "y"])
+    back, names = jw.load_economy(p, with_names=True)
+    assert back.buyer_names == ("a", "b", "c", "d") and back.seller_names == ("s", "t")
+    assert names["goods"] == ["x", "y"]
+    for f in ("buyer_bundles", "buyer_values", "seller_bundles", "seller_costs"):
+        mask = np.asarray(eco.buyer_mask if "buyer" in f else eco.seller_mask)
+        np.testing.assert_array_equal(np.asarray(getattr(back, f))[mask],
+                                      np.asarray(getattr(eco, f))[mask])
+    batch = jw.examples.random_menu_economy(5, 2, 3, 3, 2, seed=1, batch_shape=(3,))
+    jw.save_economy(batch, tmp_path / "b.json")
+    back = jw.load_economy(tmp_path / "b.json")
+    assert back.batch_shape == (3,)
+    ce1 = jw.convexified_equilibrium(batch, method="lp")
+    ce2 = jw.convexified_equilibrium(back, method="lp")
+    np.testing.assert_allclose(ce1.prices, ce2.prices, rtol=1e-12)
+
+
+@pytest.mark.parametrize("content,where,what", [
+    ({"buyers": [{"options": [{"bundle": [1], "value": 1}]}],
+      "sellers": [{"options": [{"bundle": [1], "cost": 1, "costs": 2}]}]},
+     "sellers[0].options[0].costs", "unknown key 'costs'"),
+    ({"buyers": [], "sellers": [{"options": []}]}, "buyers", "at least 1 entry"),
+    ({"goods": ["a", "b"], "buyers": [{"options": [{"bundle": [1], "value": 1}]}],
+      "sellers": [{"options": []}]}, "buyers[0].options[0].bundle", "expected L=2"),
+    ({"buyers": [{"options": [{"bundle": [1], "value": "1"}]}], "sellers": [{"options": []}]},
+     "buyers[0].options[0].value", "must be a number, got '1'"),
+])
+def test_menu_economy_bad_files(tmp_path, content, where, what):
+    p = _write(tmp_path, "bad.json", content)
+    with pytest.raises(FormatError) as e:
+        jw.load_economy(p)
+    assert f": {where}: " in str(e.value) and what in str(e.value), str(e.value)

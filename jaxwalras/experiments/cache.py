@@ -69,7 +69,7 @@ def compilation_cache(path: str | None = None) -> Iterator[str | None]:
     """
     import jax
     from jax.experimental.compilation_cache import compilation_cache as cc
-    own = jax.config.jax_compilation_cache_dir
+    own = getattr(jax.config, "jax_compilation_cache_dir")
     if own:
         yield own
         return
@@ -84,7 +84,7 @@ def compilation_cache(path: str | None = None) -> Iterator[str | None]:
                          "compiling without it\n")
         yield None
         return
-    old_min = jax.config.jax_persistent_cache_min_compile_time_secs
+    old_min = getattr(jax.config, "jax_persistent_cache_min_compile_time_secs")
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     cc.reset_cache()              # take effect even if this process compiled before

@@ -293,18 +293,19 @@ def _registry() -> dict[str, Capability]:
     from ..setfunction import SetFunctionMarket
     from ..welfare import efficient_allocation
     out = []
-    for name, fn, fam, solver, extra in [
-            ("auction", auction, MultiUnitMarket, buyer_optimal_equilibrium,
-             {"check": True, "lp_check": False}),
-            ("monotonicity", monotonicity, MultiUnitMarket, buyer_optimal_equilibrium,
-             {"change": "demand", "fraction": 0.3, "check": True}),
-            ("convexified", convexified, MenuEconomy, convexified_equilibrium, {}),
-            ("markup", markup, MenuEconomy, markup_mechanism, {}),
-            ("rationing", rationing, MenuEconomy, rationing_mechanism, {}),
-            ("efficient", efficient, MenuEconomy, efficient_allocation, {}),
-            ("walrasian", walrasian, SetFunctionMarket, walrasian_equilibrium, {}),
-            ("cwe", cwe, SetFunctionMarket, combinatorial_walrasian_equilibrium, {}),
-            ("optimal", optimal, SetFunctionMarket, optimal_allocation, {})]:
+    table: list[tuple[str, Callable[..., Any], type, Callable[..., Any], dict[str, Any]]] = [
+        ("auction", auction, MultiUnitMarket, buyer_optimal_equilibrium,
+         {"check": True, "lp_check": False}),
+        ("monotonicity", monotonicity, MultiUnitMarket, buyer_optimal_equilibrium,
+         {"change": "demand", "fraction": 0.3, "check": True}),
+        ("convexified", convexified, MenuEconomy, convexified_equilibrium, {}),
+        ("markup", markup, MenuEconomy, markup_mechanism, {}),
+        ("rationing", rationing, MenuEconomy, rationing_mechanism, {}),
+        ("efficient", efficient, MenuEconomy, efficient_allocation, {}),
+        ("walrasian", walrasian, SetFunctionMarket, walrasian_equilibrium, {}),
+        ("cwe", cwe, SetFunctionMarket, combinatorial_walrasian_equilibrium, {}),
+        ("optimal", optimal, SetFunctionMarket, optimal_allocation, {})]
+    for name, fn, fam, solver, extra in table:
         named, open_ = _named_options(solver)
         for k in ("start", "allocation") if name == "monotonicity" else ("start",):
             named.pop(k, None)

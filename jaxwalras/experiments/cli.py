@@ -169,9 +169,10 @@ def run(args: argparse.Namespace, print_fn: Any = print) -> int:
         if not (math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"--coordinator-timeout: must be a positive number of seconds, "
                              f"got {args.coordinator_timeout!r}")
-        ids = None
+        ids: list[int] | None = None
         if args.local_device_ids:
-            ids = [_int(t, "--local-device-ids", 0) for t in args.local_device_ids.split(",")]
+            ids = [int(_int(t, "--local-device-ids", 0) or 0)
+                   for t in args.local_device_ids.split(",")]
     except (ValueError, TypeError) as exc:
         err.write(f"jaxwalras experiment: error: {exc}\n")
         return 2

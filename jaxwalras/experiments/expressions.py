@@ -118,8 +118,10 @@ class Expression:
             return _BINOPS[type(node.op)](self._eval(node.left, row), self._eval(node.right, row))
         if isinstance(node, ast.UnaryOp):
             v = self._eval(node.operand, row)
-            return {ast.USub: operator.neg, ast.UAdd: operator.pos,
-                    ast.Not: operator.not_, ast.Invert: operator.invert}[type(node.op)](v)
+            unary: dict[type, Callable[[Any], Any]] = {
+                ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
+                ast.Invert: operator.invert}
+            return unary[type(node.op)](v)
         if isinstance(node, ast.Compare):
             left = self._eval(node.left, row)
             for op, comp in zip(node.ops, node.comparators):
@@ -134,7 +136,9 @@ class Expression:
         if isinstance(node, ast.IfExp):
             return self._eval(node.body if self._eval(node.test, row) else node.orelse, row)
         if isinstance(node, ast.Call):
-            return FUNCTIONS[node.func.id](*(self._eval(a, row) for a in node.args))
+            assert isinstance(node.func, ast.Name)     # checked when the expression was parsed
+            fn: Callable[..., Any] = FUNCTIONS[node.func.id]
+            return fn(*(self._eval(a, row) for a in node.args))
         raise ValueError(f"{self.name}: cannot evaluate {type(node).__name__}")  # pragma: no cover
 
     def __repr__(self) -> str:

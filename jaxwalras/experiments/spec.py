@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import re
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -480,9 +481,9 @@ def load_spec(path: Any) -> Study:
         if ext == ".json":
             data = json.loads(raw.decode("utf-8"))
         else:
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ModuleNotFoundError:  # Python 3.10
+            else:                        # Python 3.10
                 import tomli as tomllib
             data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

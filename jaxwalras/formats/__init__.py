@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ._common import FormatError
 from .cats import CatsMarket, read_cats, write_cats
+from .menu import (load_menu_economy, menu_economy_from_dict, menu_economy_to_dict,
+                   save_menu_economy)
 from .multiunit import (load_multiunit_market, multiunit_market_from_dict,
                         multiunit_market_to_dict, save_multiunit_market)
 from .results import (load_result, result_from_dict, result_from_json, result_to_dict,
@@ -16,7 +18,9 @@ from .results import (load_result, result_from_dict, result_from_json, result_to
 from .setfunction import (load_setfunction_market, save_setfunction_market,
                           setfunction_market_from_dict, setfunction_market_to_dict, xor_bids)
 
-__all__ = ["FormatError", "CatsMarket", "read_cats", "write_cats", "load_multiunit_market",
+__all__ = ["FormatError", "CatsMarket", "read_cats", "write_cats", "load_menu_economy",
+           "save_menu_economy", "menu_economy_from_dict", "menu_economy_to_dict",
+           "load_multiunit_market",
            "save_multiunit_market", "multiunit_market_from_dict", "multiunit_market_to_dict",
            "load_setfunction_market", "save_setfunction_market", "setfunction_market_from_dict",
            "setfunction_market_to_dict", "xor_bids", "result_to_dict", "result_from_dict",

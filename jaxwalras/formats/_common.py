@@ -116,6 +116,14 @@ def validate(instance: Any, schema_name: str, definition: str, path: Any = None)
     if err.validator in ("minimum", "maximum"):
         raise FormatError(path, location(where), f"must be {'>=' if err.validator == 'minimum' else '<='} "
                           f"{err.validator_value}, got {_describe(err.instance)}")
+    if err.validator == "minItems":
+        n = err.validator_value
+        raise FormatError(path, location(where),
+                          f"must have at least {n} entr{'y' if n == 1 else 'ies'}, got "
+                          f"{len(err.instance)}")
+    if err.validator == "maxItems":
+        raise FormatError(path, location(where), f"must have at most {err.validator_value} "
+                          f"entries, got {len(err.instance)}")
     if err.validator == "const":
         raise FormatError(path, location(where),
                           f"must be {err.validator_value!r}, got {_describe(err.instance)}")

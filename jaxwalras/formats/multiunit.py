@@ -33,7 +33,8 @@ SCHEMA = "multiunit_market"
 
 def _check_range(rows: Any, where: list, limit: int, path: Any, name: str) -> None:
     arr = np.asarray(rows, dtype=object)
-    big = np.argwhere(np.vectorize(lambda x: x > limit, otypes=[bool])(arr)) if arr.size else []
+    big: Any = (np.argwhere(np.vectorize(lambda x: x > limit, otypes=[bool])(arr))
+                if arr.size else [])
     if len(big):
         idx = [int(i) for i in big[0]]
         raise FormatError(path, location(where + idx),

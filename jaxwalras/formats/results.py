@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..typing import PathLike
 from ._common import FormatError, read_json, write_json
 
 __all__ = ["result_to_dict", "result_from_dict", "result_to_json", "result_from_json",
@@ -83,7 +84,7 @@ def _decode(value: Any, where: str) -> Any:
     return value
 
 
-def result_to_dict(result: Any, *, plain: bool = False) -> dict:
+def result_to_dict(result: tuple, *, plain: bool = False) -> dict:
     """A result as a JSON-ready dict (``plain=True``: just ``{field: nested lists}``).
 
     Examples
@@ -113,7 +114,7 @@ def result_from_dict(d: Any, *, path: Any = None) -> Any:
     if name not in types:
         raise FormatError(path, "type", f"unknown result type {name!r} (known: "
                           f"{', '.join(sorted(types))})")
-    cls = types[name]
+    cls: Any = types[name]
     fields = d.get("fields")
     if not isinstance(fields, dict):
         raise FormatError(path, "fields", "must be an object")
@@ -129,7 +130,7 @@ def result_from_dict(d: Any, *, path: Any = None) -> Any:
         raise FormatError(path, exc.where, exc.what) from None
 
 
-def result_to_json(result: Any, *, plain: bool = False) -> str:
+def result_to_json(result: tuple, *, plain: bool = False) -> str:
     """A result as a strict JSON string (see :func:`result_to_dict`)."""
     return json.dumps(result_to_dict(result, plain=plain), allow_nan=False)
 
@@ -154,11 +155,11 @@ def result_from_json(text: str) -> Any:
     return result_from_dict(d)
 
 
-def save_result(result: Any, path: Any) -> None:
+def save_result(result: tuple, path: PathLike) -> None:
     """Write a result as JSON (exact round trip with :func:`load_result`)."""
     write_json(result_to_dict(result), path)
 
 
-def load_result(path: Any) -> Any:
+def load_result(path: PathLike) -> Any:
     """Read a result written by :func:`save_result`."""
     return result_from_dict(read_json(path), path=path)
