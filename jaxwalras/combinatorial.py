@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as _v
+from . import setfunction_chunks as _chunks
 from .kernels import setfunc as _k
 from .setfunction import (MAX_ITEMS, SetFunctionMarket, allocation_welfare, as_market,
                           buyer_scale, check_rtol, normalized_values, set_bits, value_scale)
@@ -192,12 +193,32 @@ class OptimalAllocationResult(NamedTuple):
 
 
 @jax.jit
-def _dp_jit(values: jax.Array) -> tuple[jax.Array, jax.Array]:
-    best, choice = _k.welfare_dp(values)
+def _dp_jit(values: jax.Array, live: jax.Array) -> tuple[jax.Array, jax.Array]:
+    best, choice = _k.welfare_dp(values, live)
     return best, _k.dp_backtrack(choice)
 
 
-def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
+def _optimal_flat(values: np.ndarray, devices: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """DP value (in units of each market's scale) and allocation masks of a flat batch
+    ``(B, n, 2**m)``, in padded chunks (:mod:`jaxwalras.setfunction_chunks`): batch
+    buckets 16, 64, 256, ... and buyers padded to their bucket by buyers the DP skips."""
+    T = _chunks.Tables(values, devices)
+    B, n = T.B, T.n
+    if B == 0:
+        return np.zeros(0), np.zeros((0, n), np.int64)
+    live = T.live
+
+    def call(idx: np.ndarray) -> Any:
+        return _dp_jit(*T.put(T.take(idx)), live)
+
+    outs = T.run(call, B, per_market=T.nb * 3 ** T.m + T.nb * T.t)
+    best = np.concatenate([np.asarray(o[0]) for o in outs])
+    alloc = np.concatenate([np.asarray(o[1])[:, :n] for o in outs]).astype(np.int64)
+    return best, alloc
+
+
+def optimal_allocation(market: SetFunctionMarket, *, devices: Any = None
+                       ) -> OptimalAllocationResult:
     """Exact welfare maximisation ``max sum_i v_i(X_i)`` over disjoint ``X_i``.
 
     Subset dynamic programme on the device, batched over the leading axes:
@@ -212,6 +233,9 @@ def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
     ----------
     market : SetFunctionMarket
         Any batch shape.
+    devices : int, str, jax.Device or sequence of them, optional
+        Devices the DP runs on, the batch split over them
+        (:func:`jaxwalras.resolve_devices`). The answer does not depend on them.
 
     Returns
     -------
@@ -232,10 +256,13 @@ def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
     10.0
     """
     market = as_market(market)
-    dv, sc = normalized_values(market.values)
-    best, alloc = _dp_jit(dv)
-    alloc = np.asarray(alloc).astype(np.int64)
-    best = np.asarray(best, np.float64) * sc
+    bs, n = market.batch_shape, market.n_buyers
+    flat = np.asarray(market.values).reshape((-1, n, 2 ** market.n_items))
+    sc = value_scale(flat)
+    sc = np.where(sc > 0, sc, 1.0)
+    best_f, alloc_f = _optimal_flat(flat, devices)
+    alloc = alloc_f.reshape(bs + (n,))
+    best = (np.asarray(best_f, np.float64) * sc).reshape(bs)
     welfare = allocation_welfare(market, alloc)
     disjoint = alloc.sum(-1) == np.bitwise_or.reduce(alloc, axis=-1)
     eps = float(jnp.finfo(jnp.result_type(float)).eps)     # the device's float rounding
