@@ -211,4 +211,13 @@ def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
         for b in _powers_of_two(top):
             run(make(b), **options)
             done.append((str(getattr(run, "__name__", "fn")), (int(b),)))
+    if isinstance(example, MenuEconomy) and fn is None:
+        # the canonical-prices LP: its row count depends on the data (rows binding at
+        # the solution), in buckets 16, 64, 256, ...: compile them all
+        from .exact_finish import canonical_rows, warm_canonical
+        eco = example
+        rows = canonical_rows(eco.n_buyers, int(np.shape(eco.buyer_values)[-1]),
+                              eco.n_sellers, int(np.shape(eco.seller_costs)[-1]),
+                              eco.n_goods)
+        done += [("canonical_prices", s) for s in warm_canonical(eco.n_goods, rows, top)]
     return done
