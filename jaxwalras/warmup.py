@@ -172,7 +172,9 @@ def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
 
     if isinstance(example, MultiUnitMarket):
         B = int(np.prod(example.batch_shape, dtype=np.int64))
-        top = max(_batch_sizes(batch_sizes, max(B, 1)))
+        if B == 0:
+            raise ValueError("example: empty batch; pass at least one market")
+        top = max(_batch_sizes(batch_sizes, B))
         if sizes is not None:
             try:
                 sizes = [(int(n), int(m)) for n, m in sizes]

@@ -83,6 +83,6 @@ def test_empty_batches_are_refused():
     with pytest.raises(ValueError, match="market: empty batch"):
         jw.preferred_bundles(mkt, np.zeros(2, int))
     with pytest.raises(ValueError, match="example: empty batch"):
-        jw.warmup(jw.SetFunctionMarket(np.zeros((0, 2, 4))))
+        jw.warmup(mkt)
     with pytest.raises(ValueError, match="batch_sizes"):
         jw.warmup(jw.MultiUnitMarket([[1]], [1], [1]), batch_sizes=[0])
