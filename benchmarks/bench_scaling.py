@@ -35,6 +35,7 @@ from _common import machine_info, markdown_table, write_json  # noqa: E402
 from bench_combinatorial import config_columns  # noqa: E402
 
 import jaxwalras as jw  # noqa: E402
+from jaxwalras._batching import dim_bucket  # noqa: E402
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -63,8 +64,12 @@ def _markets(seed: int, B: int, n: int, m: int) -> jw.MultiUnitMarket:
 
 
 def _highs_auction(mkt: jw.MultiUnitMarket, k: int) -> float:
-    """Seconds per market of the HiGHS LP loop, on the first ``k`` markets."""
-    t, _ = _timed(lambda: [jw.lp_min_walrasian_prices(mkt[i]) for i in range(k)])
+    """Seconds per market of the HiGHS LP loop, on the first ``k`` markets (built from
+    host arrays beforehand, after one untimed LP)."""
+    V, d, s = mkt.host_arrays()
+    singles = [jw.MultiUnitMarket(V[i], d[i], s[i]) for i in range(k)]
+    jw.lp_min_walrasian_prices(singles[0])
+    t, _ = _timed(lambda: [jw.lp_min_walrasian_prices(one) for one in singles])
     return t / k
 
 
@@ -98,7 +103,8 @@ def auction_size(a, rows, series):
     xs, ys, hs = [], [], []
     for n, m in a.auction_sizes:
         cold, _ = _timed(lambda: jw.buyer_optimal_equilibrium(_markets(1, B, n, m)))
-        n2 = n - max(1, n // 16)                      # a new size inside the same bucket
+        # a new size inside the same buyer bucket (jaxwalras._batching.dim_bucket)
+        n2 = n - 1 if dim_bucket(n - 1) == dim_bucket(n) else n + 1
         mkt = _markets(2, B, n2, m)
         first, rep = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
         per_lp = _highs_auction(mkt, min(B, a.lp_size_markets))
