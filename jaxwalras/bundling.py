@@ -313,6 +313,11 @@ def combinatorial_walrasian_equilibrium(
         Not a market; a start that is not disjoint bitmasks of the right shape; ``rtol``,
         ``rounds_per_call`` or ``patience`` out of range (the message names it).
 
+    Notes
+    -----
+    The dynamics run on the batch padded to a power of two (at least 8) with copies of a
+    market whose results are dropped, so a new batch size inside a bucket compiles
+    nothing (see :func:`jaxwalras.warmup`).
     References
     ----------
     M. Feldman, N. Gravin and B. Lucier, "Combinatorial Walrasian equilibrium", STOC 2013.

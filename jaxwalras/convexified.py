@@ -340,6 +340,10 @@ def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reser
     with :func:`jaxwalras.demand_gaps`.  Infeasible LPs (reserve larger than total
     capacity) give ``converged=False``, ``status=INFEASIBLE`` and NaN prices.
 
+    The device solver runs on chunks of 16, 64, 256, ... economies (copies of a real one
+    pad the last chunk; their results are dropped), never on the exact batch size, so a
+    new batch size inside a bucket compiles nothing (see :func:`jaxwalras.warmup`).
+
     References
     ----------
     P. Milgrom and M. Watt, "Linear pricing mechanisms for markets without convexity",

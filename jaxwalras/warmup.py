@@ -8,19 +8,16 @@ call at every batch size and every market size inside the buckets runs at the sp
 repeat. JAX's persistent compilation cache
 (:func:`jaxwalras.experiments.compilation_cache`) then keeps them for later processes.
 
-The buckets, per family:
+The buckets, per family (markets per device call; market dimensions):
 
-===================  ===============================  ==========================================
-family               batch (markets per device call)   market dimensions
-===================  ===============================  ==========================================
-auction              16, 64, 256 (4096 on accelerators)  buyers, objects: 0, 1, 2, 3, 4, 6, 8, 12,
-                                                       16, 24, 32, 48, ... (zero-demand buyers,
-                                                       zero-supply objects)
-optimal allocation   16, 64, 256, ... (memory cap)     buyers as above (buyers the DP skips);
-                                                       items exact (a table has ``2**m`` sets)
-CWE (bundling)       8, 16, 32, 64, ... (powers of 2)   exact
-convexified          16, 64, 256, ... (memory cap)     exact
-===================  ===============================  ==========================================
+* auction: 16, 64, 256 markets (up to 4096 on accelerators); buyers and objects padded to
+  0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ... (zero-demand buyers, zero-supply objects);
+* optimal allocation and demand queries: 16, 64, 256, ... up to a memory cap; buyers
+  padded as above (buyers the DP skips, buyers who value nothing); items exact (a table
+  has ``2**m`` sets);
+* CWE (bundling): 8, 16, 32, 64, ... (powers of two); dimensions exact;
+* convexified equilibria: 16, 64, 256, ... up to a memory cap; dimensions exact (the
+  canonical-prices LP pads its rows to 16, 64, 256, ...).
 """
 from __future__ import annotations
 

@@ -141,6 +141,36 @@ def test_optimal_allocation_buyer_padding_compiles_nothing():
     assert res.converged.all()
 
 
+def test_demand_queries_compile_once_per_bucket():
+    rng = np.random.default_rng(5)
+    slots = np.array([1, 2, 4, 8, 16])
+    cm = _cats(9, 5, 5, 0)
+    jw.item_demand(cm, rng.uniform(0, 2, (9, 5)))             # bucket 16, buyers bucket 6
+    jw.bundle_demand(cm, slots, rng.uniform(0, 2, (9, 5)))
+    with _Compiles() as c:
+        for B, n in ((1, 5), (4, 6), (13, 5), (16, 6)):
+            mk = _cats(B, n, 5, B)
+            p = rng.uniform(0, 2, (B, 5))
+            one = jw.item_demand(mk, p)
+            bd = jw.bundle_demand(mk, slots, p)
+            alone = jw.item_demand(mk[B - 1], p[B - 1])     # and batch mates change nothing
+            np.testing.assert_array_equal(one.demand[B - 1], alone.demand)
+            np.testing.assert_array_equal(bd.demand, one.demand)   # singleton slots
+    assert c.count == 0, c.names
+
+
+def test_item_price_auction_compiles_once_per_bucket():
+    cm = _cats(9, 4, 5, 0)
+    jw.ascending_auction(cm, step=0.5)
+    with _Compiles() as c:
+        for B in (1, 5, 16):
+            mk = _cats(B, 4, 5, B)
+            res = jw.ascending_auction(mk, step=0.5)
+            alone = jw.ascending_auction(mk[B - 1], step=0.5)
+            np.testing.assert_array_equal(res.prices[B - 1], alone.prices)
+    assert c.count == 0, c.names
+
+
 @pytest.mark.parametrize("scale", [1e-6, 1e6])
 def test_setfunction_market_alone_equals_in_batch(scale):
     mk = jw.SetFunctionMarket(np.asarray(_cats(11, 4, 5, 7).values) * scale)
