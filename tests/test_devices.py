@@ -39,6 +39,11 @@ _SCRIPT = textwrap.dedent("""
     o1 = jw.optimal_allocation(cm, devices=1)
     o4 = jw.optimal_allocation(cm, devices=4)
     assert np.array_equal(o1.allocation, o4.allocation) and np.array_equal(o1.welfare, o4.welfare)
+    prices = np.random.default_rng(0).uniform(0, 50, (21, 5))
+    with jw.use_devices(1):
+        q1 = jw.item_demand(cm, prices)
+    q4 = jw.item_demand(cm, prices)
+    assert np.array_equal(q1.demand, q4.demand) and np.array_equal(q1.utility, q4.utility)
 
     eco = jw.examples.random_menu_economy(10, 3, 3, 3, 2, seed=1, batch_shape=(19,))
     with jw.use_devices(1):
