@@ -62,6 +62,10 @@ from .formats import (CatsMarket, FormatError, load_multiunit_market, load_resul
                       result_to_json, save_multiunit_market, save_result,
                       save_setfunction_market, write_cats)
 
+# --- devices and compilation (batch buckets, sharding over local devices) ----------------
+from .devices import resolve_devices, use_devices
+from .warmup import warmup
+
 # Host-side functions say so under jax.jit / vmap / grad (one clear error naming the
 # jittable alternative; see jaxwalras/_host.py for the table).
 from ._host import HOST_FUNCTIONS as _HOST_FUNCTIONS, host_function as _host_function  # noqa: E402
@@ -110,4 +114,6 @@ __all__ = [
     "FormatError", "CatsMarket", "read_cats", "write_cats", "load_multiunit_market",
     "save_multiunit_market", "load_setfunction_market", "save_setfunction_market",
     "result_to_dict", "result_to_json", "result_from_json", "save_result", "load_result",
+    # devices and compilation
+    "resolve_devices", "use_devices", "warmup",
 ]

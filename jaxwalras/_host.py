@@ -61,6 +61,9 @@ HOST_FUNCTIONS: dict[str, str] = {
                       "inverse_n: c / N)",
     "exact_markup_quantile": "a host call on exact least markups",
     "bundle_demand": "jaxwalras.kernels.setfunc.bundle_demand (jittable)",
+    "resolve_devices": "a host call before tracing (it picks devices)",
+    "use_devices": "a host call before tracing (a with block around the host calls)",
+    "warmup": "a host call before tracing (it compiles the batched kernels)",
 }
 
 #: public functions that CAN be traced by jax.jit / vmap / grad

@@ -22,14 +22,13 @@ from __future__ import annotations
 import time
 from typing import Any, Literal, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxwalras import auction_rounds as _rounds
 from jaxwalras import checks as _checks
 from jaxwalras import flows as _flows
 from jaxwalras._validation import as_int_array, check_choice, check_integer, warn_deprecated
+from jaxwalras.devices import resolve_devices
 from jaxwalras.multiunit import MAX_VALUE, MultiUnitMarket, _check_market, _check_prices
 from jaxwalras.status import Status
 
@@ -105,8 +104,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               max_rounds: int | None = None,
                               allocation: bool = True,
                               jumps: bool | None = None,
-                              on_bad_start: Literal["restart", "report"] = "restart"
-                              ) -> AuctionResult:
+                              on_bad_start: Literal["restart", "report"] = "restart",
+                              devices: Any = None) -> AuctionResult:
     """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
 
     Starting from ``start`` (default ``0``; any integer vector known to be ``<= p*``),
@@ -180,6 +179,10 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         ``"report"`` keeps where the ascent stopped and sets ``status =
         START_ABOVE_OPTIMUM``.  A market that fails the check from ``0`` gets
         ``NOT_CERTIFIED`` (never expected).
+    devices : int, str, jax.Device or sequence of them, optional
+        Devices the kernels run on, the batch split over them
+        (:func:`jaxwalras.resolve_devices`; default: :func:`jaxwalras.use_devices` or all
+        local devices). The answer does not depend on them.
 
     Returns
     -------
@@ -190,9 +193,16 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     Raises
     ------
     TypeError, ValueError
-        A bad market or option (the message names it), or ``step="unit"`` without jumps
-        on values that may need more than ``UNIT_STEP_MAX_ROUNDS`` rounds (see
-        ``max_rounds``).
+        A bad market or option (the message names it), an empty batch, ``devices`` that
+        name no device or mix platforms, or ``step="unit"`` without jumps on values that
+        may need more than ``UNIT_STEP_MAX_ROUNDS`` rounds (see ``max_rounds``).
+
+    Notes
+    -----
+    Compiled kernels depend on bucketed shapes only (:mod:`jaxwalras._batching`): chunks
+    of 16, 64 or 256 markets per device (4096 on accelerators), buyers and objects padded
+    to ``0, 1, 2, 3, 4, 6, 8, 12, 16, 24, ...`` with zero-demand buyers and zero-supply
+    objects, which change nothing; :func:`jaxwalras.warmup` compiles them ahead.
 
     References
     ----------
@@ -220,6 +230,10 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         backend, flow_solver = "host", backend
     check_choice(backend, "backend", ("auto", "device", "host"))
     check_choice(flow_solver, "flow_solver", ("scipy", "networkx"))
+    devs = resolve_devices(devices)
+    if not all(market.batch_shape):
+        raise ValueError(f"market: empty batch (batch shape {market.batch_shape}); there is "
+                         f"no market to solve")
     backend_arg = backend
     if backend == "device" and market.n_objects > 16:
         raise ValueError(f"backend: 'device' enumerates 2^m object sets and allows at most 16 "
@@ -229,7 +243,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                          "with it, or step='long' on the device")
     if backend == "auto":
         backend = ("device" if (market.n_objects <= _rounds.DEVICE_MAX_OBJECTS
-                                and step != "search" and jax.default_backend() != "cpu")
+                                and step != "search" and devs[0].platform != "cpu")
                    else "host")
     on_device = backend == "device"
     # the host max flows (on the device path only the final allocation flow)
@@ -262,7 +276,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         p0 = np.zeros((B, m), np.int64)
     else:
         p0 = np.asarray(_check_prices(market, start, "start"), np.int64).reshape(B, m)
-    v, d, s = (x.reshape((B,) + x.shape[len(batch):]) for x in
+    # host copies (no device op on batch-dependent shapes: nothing here compiles)
+    v, d, s = (np.asarray(x).reshape((B,) + x.shape[len(batch):]) for x in
                (market.values, market.demands, market.supplies))
     s_np = np.asarray(s, np.int64)
     d_np = np.asarray(d, np.int64)
@@ -272,7 +287,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     iterations = np.zeros(B, np.int64)
     nflows = np.zeros(B, np.int64)
     status = np.zeros(B, np.int64)
-    if B == 0 or n == 0 or m == 0:
+    if n == 0 or m == 0:
         # no buyers: p* = 0 (Lyap(p) = s.p); the ascent would not move from the start
         bad = prices.any(-1)
         if on_bad_start == "report":
@@ -282,28 +297,16 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         alloc = np.zeros((B, n, m), np.int64)
         return _finish(batch, n, m, prices, alloc, iterations, nflows, status, {})
 
-    # Bisection steps for the singleton jumps (2**nbits > every payoff + 2), rounded up
-    # to an even count so that similar value ranges share one compiled kernel.  nbits
-    # comes from the batch's largest value, but it only has to be large enough for each
-    # market: the bisection of a market stops moving once its bracket closes (hi - lo
-    # <= 1), so extra steps leave every market's jump, and its answer, unchanged.
-    nbits = 0
-    if jumps:
-        nbits = int(int(np.max(market.values, initial=0)) + 2).bit_length()
-        nbits = max(4, nbits + nbits % 2)
+    M = _rounds.Padded(v, d, s, devs)
     prev_x = np.zeros((B, n, m), np.int64)
     rounds = 0
     lanes: list[_Lane] = []
     if on_device:
         t0 = time.perf_counter()
-        p_fin, raises, running, rounds, b = _rounds.device_auction(
-            v, d, s, jnp.asarray(prices, jnp.int32), "unit" if step == "unit" else "long",
-            jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32), nbits)
-        prices = np.array(p_fin, np.int64)
-        iterations = np.array(raises, np.int64)
-        strict, marginal, r, case_a = _rounds.to_host(b)
-        status[np.asarray(running)] = Status.ROUND_LIMIT
-        rounds = int(rounds)
+        prices, iterations, running, rounds, (strict, marginal, r, case_a) = \
+            _rounds.run_device_auction(M, prices, "unit" if step == "unit" else "long",
+                                       max_rounds, bool(jumps))
+        status[running] = Status.ROUND_LIMIT
         t_dev += time.perf_counter() - t0
     else:
         # Markets run in lanes that take turns (software pipelining): while the device
@@ -320,15 +323,15 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         t0 = time.perf_counter()
         for part in np.array_split(np.arange(B), n_lanes):
             lane = _Lane(part)
-            lane.pending = _rounds.launch_advance(v, d, s, prices, part,
+            lane.pending = _rounds.launch_advance(M, prices, part,
                                                   np.zeros((len(part), m), bool),
-                                                  dev_step, nbits)
+                                                  dev_step, bool(jumps))
             lanes.append(lane)
         t_dev += time.perf_counter() - t0
 
     def collect(lane: _Lane) -> None:
         assert lane.pending is not None
-        newp, _, newb, lane.arcs = _rounds.collect_advance(lane.pending)
+        newp, _, newb, lane.arcs = _rounds.collect_advance(M, lane.pending)
         rows = lane.pending_rows
         prices[rows] = newp
         strict[rows], marginal[rows], r[rows], case_a[rows] = newb
@@ -384,17 +387,17 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             Xa = X[~saturated]
             t0 = time.perf_counter()
             if step == "search":
-                k, nprobe = _search_steps(v, d, s, prices, active_next, Xa, s_np, host_solver)
+                k, nprobe = _search_steps(M, prices, active_next, Xa, s_np, host_solver)
                 nflows[active_next] += nprobe
                 t_flow += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 prices[active_next] += k[:, None] * Xa
-                newb = _rounds.gather_bundles(v, d, s, prices, active_next)
+                newb = _rounds.gather_bundles(M, prices, active_next)
                 (strict[active_next], marginal[active_next], r[active_next],
                  case_a[active_next]) = newb
             else:
-                lane.pending = _rounds.launch_advance(v, d, s, prices, active_next, Xa, step,
-                                                      nbits)
+                lane.pending = _rounds.launch_advance(M, prices, active_next, Xa, step,
+                                                      bool(jumps))
                 lane.pending_rows = active_next
             iterations[active_next] += 1
             t_dev += time.perf_counter() - t0
@@ -447,7 +450,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             again = buyer_optimal_equilibrium(
                 sub_market, step=step, warm_start=warm_start, backend=backend_arg,
                 flow_solver=flow_solver, max_rounds=max_rounds, allocation=allocation,
-                jumps=jumps)
+                jumps=jumps, devices=devs)
             prices[bad_start] = again.prices
             alloc[bad_start] = again.allocation
             iterations[bad_start] += again.iterations
@@ -465,7 +468,7 @@ def _finish(batch, n, m, prices, alloc, iterations, nflows, status, timings) -> 
                          status.reshape(batch), (status == 0).reshape(batch), timings)
 
 
-def _search_steps(v, d, s, prices, rows, X, s_np, backend):
+def _search_steps(M, prices, rows, X, s_np, backend):
     """Largest k such that X stays the left-most cut set at p + (k-1) 1_X.
 
     ``ok(k)`` holds up to the long step ``K`` (the Lyapunov slope along ``1_X`` is constant
@@ -475,11 +478,10 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
     all probing markets' networks per probe.
     """
     A = len(rows)
-    vv = np.asarray(v, np.int64)[rows]
+    vv = M.v[rows].astype(np.int64)
     u = vv - prices[rows][:, None, :]
     hi = np.where(X[:, None, :], u, 0).max(axis=(1, 2)) + 2   # ok(hi) is False
-    K = np.asarray(_rounds.long_steps(*_rounds.padded_args(v, d, s, prices, rows, X)),
-                   np.int64)[:A]
+    K = _rounds.batch_long_steps(M, prices, rows, X)
     lo = np.minimum(K, hi - 1)                                  # ok(lo) is True
     galloping = np.ones(A, bool)
     nprobe = np.zeros(A, np.int64)
@@ -493,7 +495,7 @@ def _search_steps(v, d, s, prices, rows, X, s_np, backend):
         probe = prices[rows[sel]] + (mid - 1)[:, None] * X[sel]
         pp = prices.copy()
         pp[rows[sel]] = probe
-        strict, marginal, r, _ = _rounds.gather_bundles(v, d, s, pp, rows[sel])
+        strict, marginal, r, _ = _rounds.gather_bundles(M, pp, rows[sel])
         net = _flows.auction_network(strict, marginal, r, s_np[rows[sel]])
         _, saturated, reach = _flows.solve_max_flow(net, len(sel), backend=backend)
         nprobe[sel] += 1

@@ -2,10 +2,19 @@
 
 The round kernel (:func:`advance`) raises every running market's overdemanded set by its
 step, applies the singleton jumps and computes the greedy bundles and the arc structure of
-the next network N(p), for a padded chunk of markets gathered on the device; the host then
-solves one union max flow (:mod:`jaxwalras.flows`).  :func:`device_auction` runs the whole
-auction on the device with cuts by subset enumeration (:mod:`jaxwalras.kernels.cuts`).
-Chunks are padded to powers of 4 (:mod:`jaxwalras._batching`), so few shapes compile.
+the next network N(p), for a padded chunk of markets; the host then solves one union max
+flow (:mod:`jaxwalras.flows`).  :func:`device_auction` runs the whole auction on the device
+with cuts by subset enumeration (:mod:`jaxwalras.kernels.cuts`).
+
+Shapes (:mod:`jaxwalras._batching`): the markets of a round are gathered on the host into
+chunks of 16, 64 or 256 markets per device (up to 4096 on accelerators), and buyers and
+objects are padded to their buckets (:func:`jaxwalras._batching.dim_bucket`) with
+zero-demand buyers and zero-supply objects of value 0. Padding changes nothing in the
+real rows and columns (such buyers and objects take and force no units, never get an
+arc, and padding objects are never raised), and the host sees the unpadded arrays, so
+the max flows and every answer are those of the unpadded markets. Compiled kernels
+depend on the buckets only: a new batch size or a new market size inside a bucket
+compiles nothing.
 
 Reference: K. Eickhoff, S. T. McCormick, B. Peis, N. Rieken and L. Vargas Koch, "A flow-based
 ascending auction to compute buyer-optimal Walrasian prices", Networks 84(2), 2024.
@@ -13,19 +22,21 @@ ascending auction to compute buyer-optimal Walrasian prices", Networks 84(2), 20
 from __future__ import annotations
 
 from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxwalras._batching import chunk_plan, pad_index, padded_size
+from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, map_chunks, spread
 from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit import MAX_VALUE
-from jaxwalras.multiunit import _bundles_flat as _bundles
+from jaxwalras.multiunit_chunks import Padded, bundles_flat as _bundles
+from jaxwalras.multiunit_chunks import chunked as _chunked
+from jaxwalras.multiunit_chunks import gather_bundles
 
 __all__ = ["advance", "device_auction", "launch_advance", "collect_advance",
-           "gather_bundles", "padded_args", "long_steps", "to_host", "DEVICE_MAX_OBJECTS"]
+           "gather_bundles", "long_steps", "batch_long_steps", "run_device_auction",
+           "DEVICE_MAX_OBJECTS"]
 
 
 def _batched_long_step(v, d, s, p, X):
@@ -33,8 +44,8 @@ def _batched_long_step(v, d, s, p, X):
     return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
 
 
-def _batched_jumps(v, d, s, p, nbits: int):
-    return jax.vmap(partial(_greedy.singleton_jumps, nbits=nbits))(v, d, s, p)
+def _batched_jumps(v, d, s, p):
+    return jax.vmap(_greedy.singleton_jumps)(v, d, s, p)
 
 
 def _network_arcs(b, s):
@@ -51,21 +62,20 @@ def _network_arcs(b, s):
     return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
 
 
-@partial(jax.jit, static_argnames=("step", "nbits"))
-def advance(v, d, s, idx, p, X, step: str, nbits: int):
-    """Round kernel for the markets ``idx`` (rows of the full ``v, d, s``, gathered on the
-    device): raise every market's set X by its step (then, if ``nbits``, the singleton
-    jumps). Returns new prices, steps, the bundle arrays the host keeps
-    ``(strict, marginal, r, case_a)`` and the arc structure of N(p_new)."""
-    v, d, s = v[idx], d[idx], s[idx]
+@partial(jax.jit, static_argnames=("step", "jumps"))
+def advance(v, d, s, p, X, step: str, jumps: bool):
+    """Round kernel for a (padded) chunk of markets: raise every market's set X by its
+    step (then, with ``jumps``, the singleton jumps). Returns new prices, steps, the
+    bundle arrays the host keeps ``(strict, marginal, r, case_a)`` and the arc structure
+    of N(p_new)."""
     if step == "unit":
         k = jnp.ones(p.shape[0], p.dtype)
     else:
         k = _batched_long_step(v, d, s, p, X)
     k = jnp.where(jnp.any(X, axis=1), k, 0)
     p_new = p + k[:, None] * X.astype(p.dtype)
-    if nbits:
-        p_new = _batched_jumps(v, d, s, p_new, nbits)
+    if jumps:
+        p_new = _batched_jumps(v, d, s, p_new)
     b = _bundles(v, d, s, p_new)
     return p_new, k, (b.strict, b.marginal, b.r, b.case_a), _network_arcs(b, s)
 
@@ -73,23 +83,16 @@ def advance(v, d, s, idx, p, X, step: str, nbits: int):
 long_steps = jax.jit(_batched_long_step)
 
 
-#: Markets per device call of the host-flow auction (chunks bound memory and the number
-#: of compiled shapes: 16, 64 and 256 on CPU).
-CPU_CHUNK = 256
-
-
-ACCEL_CHUNK = 4096
-
-
 #: ``backend="auto"`` uses the all-device auction (subset-enumeration cuts) on
 #: accelerators up to this many objects, and host max flows otherwise.
 DEVICE_MAX_OBJECTS = 12
 
 
-@partial(jax.jit, static_argnames=("step", "nbits"))
-def device_auction(v, d, s, p0, step: str, max_rounds, nbits: int = 0):
+@partial(jax.jit, static_argnames=("step", "jumps"))
+def device_auction(v, d, s, p0, step: str, max_rounds, jumps: bool = False):
     """The whole ascending auction on the device for a batch (left-most cuts by subset
-    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running.
+    enumeration, :mod:`jaxwalras.kernels.cuts`). Returns prices, raises, still-running,
+    the rounds (per market: the loop's count) and the bundles at the final prices.
     ``max_rounds`` is traced (one compilation for every budget)."""
     m = v.shape[-1]
     table = _cuts.subset_table(m)
@@ -106,84 +109,91 @@ def device_auction(v, d, s, p0, step: str, max_rounds, nbits: int = 0):
         running = running & over
         k = jnp.ones_like(raises) if step == "unit" else _batched_long_step(v, d, s, p, X)
         p = p + jnp.where(running, k, 0)[:, None] * X.astype(p.dtype)
-        if nbits:
-            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p, nbits), p)
+        if jumps:
+            p = jnp.where(running[:, None], _batched_jumps(v, d, s, p), p)
         return p, raises + running.astype(raises.dtype), running, rounds + 1
 
     B = v.shape[0]
-    if nbits:
-        p0 = _batched_jumps(v, d, s, p0, nbits)
+    if jumps:
+        p0 = _batched_jumps(v, d, s, p0)
     init = (p0, jnp.zeros(B, jnp.int32), jnp.ones(B, bool), jnp.asarray(0, jnp.int32))
     p, raises, running, rounds = jax.lax.while_loop(cond, body, init)
     # a market still marked running after the last round may in fact be competitive
     b = _bundles(v, d, s, p)
     _, over = cuts(b.strict, b.marginal, b.r, s, table)
-    return p, raises, running & over, rounds, b
+    return p, raises, running & over, jnp.full(B, rounds), b
 
 
-def _bucket(count: int) -> int:
-    """Padded batch size for ``count`` active markets: powers of 4 from 16, so the number of
-    distinct kernel shapes (compilations) stays at most ~log4(chunk)."""
-    return padded_size(count, base=4, floor=16)
-
-
-def to_host(b) -> tuple[np.ndarray, ...]:
-    strict, marginal, r, mu, util, case_a = jax.device_get(tuple(b))
-    return (np.array(strict), np.array(marginal), np.array(r, np.int64), np.array(case_a))
-
-
-def _pad_rows(rows: np.ndarray) -> np.ndarray:
-    return pad_index(rows, _bucket(len(rows)))
-
-
-def padded_args(v, d, s, prices, rows, X):
-    """Kernel arguments for the markets ``rows``, padded to a bucketed batch size."""
-    idx = _pad_rows(rows)
-    Xp = np.zeros((len(idx), X.shape[1]), bool)
-    Xp[:len(rows)] = X
-    jidx = jnp.asarray(idx)
-    return v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32), jnp.asarray(Xp)
-
-
-def _chunk_size() -> int:
-    """Markets per device call: small chunks on CPU (few compiled shapes, cache-sized
-    arrays), large ones on accelerators."""
-    return CPU_CHUNK if jax.default_backend() == "cpu" else ACCEL_CHUNK
-
-
-def launch_advance(v, d, s, prices, rows, X, step, nbits=0) -> list:
+def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray,
+                   step: str, jumps: bool = False) -> list:
     """Dispatch the round kernel for the markets ``rows`` (asynchronously), in chunks
     padded to bucketed sizes; :func:`collect_advance` fetches the results."""
-    m = prices.shape[1]
     out = []
-    for lo, hi, size in chunk_plan(len(rows), _chunk_size(), base=4, floor=16,
-                                   split_rest=True):
-        idx = pad_index(rows[lo:hi], size)
-        Xp = np.zeros((size, m), bool)
-        Xp[:hi - lo] = X[lo:hi]
-        res = advance(v, d, s, idx.astype(np.int32), prices[idx].astype(np.int32), Xp,
-                       step, nbits)
-        out.append((hi - lo, res))
+    for lo, hi, size in M.layouts(len(rows)):
+        idx, pos = spread(rows[lo:hi], size, len(M.devices))
+        v, d, s = M.take(idx)
+        Xp = np.zeros((size, M.mb), bool)
+        Xp[pos, :M.m] = X[lo:hi]
+        p = M.cols(prices, idx)
+        res = advance(*M.put(v, d, s, p, Xp), step=step, jumps=jumps)
+        out.append((pos, res))
     return out
 
 
-def collect_advance(launched: list):
-    """Host copies of :func:`launch_advance`'s results: new prices, steps, bundles
-    ``(strict, marginal, r, case_a)`` and the arc structure, concatenated over the chunks."""
+def collect_advance(M: Padded, launched: list):
+    """Host copies of :func:`launch_advance`'s results, unpadded: new prices, steps,
+    bundles ``(strict, marginal, r, case_a)`` and the arc structure, concatenated over the
+    chunks."""
+    n, m, nb = M.n, M.m, M.nb
     ps, ks, bs, arcs = [], [], [], []
-    for nr, res in launched:
+    for pos, res in launched:
         p_new, k, b, net = jax.device_get(res)
-        ps.append(np.asarray(p_new[:nr], np.int64))
-        ks.append(np.asarray(k[:nr], np.int64))
-        bs.append((b[0][:nr], b[1][:nr], np.asarray(b[2][:nr], np.int64), b[3][:nr]))
-        arcs.append(tuple(x[:nr] for x in net))
+        ps.append(np.asarray(p_new[pos, :m], np.int64))
+        ks.append(np.asarray(k[pos], np.int64))
+        bs.append((b[0][pos, :n, :m], b[1][pos, :n, :m], np.asarray(b[2][pos, :n], np.int64),
+                   b[3][pos, :n]))
+        bm, rank, cap = net
+        two = np.r_[0:n, nb:nb + n]                 # real buyer nodes i^F, i^M
+        arcs.append((bm[pos][:, two, :m], rank[pos][:, two, :m], cap[pos][:, two]))
     # (concatenate also copies: the host arrays are written to later)
     cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
     return np.concatenate(ps), np.concatenate(ks), cat(bs), cat(arcs)
 
 
-def gather_bundles(v, d, s, prices, rows):
-    idx = _pad_rows(rows)
-    jidx = jnp.asarray(idx)
-    b = _bundles(v[jidx], d[jidx], s[jidx], jnp.asarray(prices[idx], jnp.int32))
-    return tuple(h[:len(rows)] for h in to_host(b))
+def batch_long_steps(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray
+                     ) -> np.ndarray:
+    """Long steps of the markets ``rows`` along their sets ``X`` ``(len(rows), m)``."""
+    where = {int(r): k for k, r in enumerate(rows)}
+
+    def call(v, d, s, idx):
+        Xp = np.zeros((len(idx), M.mb), bool)
+        Xp[:, :M.m] = X[[where[int(i)] for i in idx]]
+        return long_steps(*M.put(v, d, s, M.cols(prices, idx), Xp))
+
+    return np.concatenate([np.asarray(k, np.int64) for k in _chunked(M, rows, call)])
+
+
+def run_device_auction(M: Padded, p0: np.ndarray, step: str, max_rounds: int,
+                       jumps: bool):
+    """The all-device auction in chunks: prices, raises, still running, rounds and the
+    bundles ``(strict, marginal, r, case_a)`` at the end (host copies, unpadded)."""
+    n, m = M.n, M.m
+    budget = jnp.asarray(min(max_rounds, 2**31 - 1), jnp.int32)
+    cap = M.cap
+
+    def launch(idx):
+        v, d, s = M.take(idx)
+        out = device_auction(*M.put(v, d, s, M.cols(p0, idx)), step=step,
+                             max_rounds=budget, jumps=jumps)
+        p, raises, running, rounds, b = out
+        return p, raises, running, rounds, (b.strict, b.marginal, b.r, b.case_a)
+
+    parts = [out for _, _, out in map_chunks(launch, M.B, cap, base=BATCH_BASE,
+                                             floor=BATCH_FLOOR, split_rest=True,
+                                             devices=M.devices)]
+    cat = lambda f: np.concatenate([f(o) for o in parts])  # noqa: E731
+    return (cat(lambda o: np.asarray(o[0][:, :m], np.int64)),
+            cat(lambda o: np.asarray(o[1], np.int64)), cat(lambda o: o[2]),
+            int(cat(lambda o: o[3]).max(initial=0)),
+            (cat(lambda o: o[4][0][:, :n, :m]), cat(lambda o: o[4][1][:, :n, :m]),
+             cat(lambda o: np.asarray(o[4][2][:, :n], np.int64)), cat(lambda o: o[4][3][:, :n])))

@@ -196,15 +196,20 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
     last_esc = np.zeros(nb, np.int64)
     last_jump = np.zeros(nb, np.int64)
     war_steps = 2 * (fv.shape[1] + int(full.bundles.shape[-1]))   # purchases that suggest a war
-    idx = np.arange(nb)              # markets in the working batch (may repeat as padding)
+    # markets in the working batch, padded to a bucket (powers of two >= 8) by repeating
+    # the first: compiled shapes never depend on the exact batch size
+    idx = np.concatenate([np.arange(nb), np.zeros(padded_size(nb, floor=8) - nb, np.int64)])
     count = nb                       # the first `count` entries of idx are distinct
+    ft = np.dtype(ftype)
     while True:
-        dv = jnp.asarray(fv[idx], ftype)
-        st = _k.CWEState(*(jnp.asarray(x[idx]) for x in full))
-        st = _k.CWEState(st.bundles, st.prices.astype(ftype), st.holder, st.done, st.steps)
+        # host arrays moved with device_put (jnp.asarray would compile a copy per shape)
+        dv = jax.device_put(fv[idx].astype(ft))
+        st = _k.CWEState(*(jax.device_put(np.asarray(x)[idx].astype(ft) if k == 1 else
+                                          np.asarray(x)[idx]) for k, x in enumerate(full)))
         while True:
             # the dynamics run at tol/2 so that rounding in device arithmetic stays inside tol
-            st = _cwe_chunk(dv, st, jnp.asarray(0.5 * tol[idx], ftype), chunk, "first")
+            st = _cwe_chunk(dv, st, jax.device_put((0.5 * tol[idx]).astype(ft)), chunk,
+                            "first")
             done = np.asarray(st.done)[:count]
             steps = np.asarray(st.steps)[:count].astype(np.int64)
             live = idx[:count]
@@ -216,8 +221,9 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
                 hp = np.asarray(st.prices, np.float64)[pos]
                 hh = np.asarray(st.holder)[pos].astype(np.int64)
                 newp = _price_war_jump(fv[mk], hb, hp, hh, 0.5 * tol[mk])
-                st = st._replace(prices=st.prices.at[jnp.asarray(pos)].set(
-                    jnp.asarray(newp, st.prices.dtype)))
+                host_p = np.array(st.prices)           # on the host: no scatter of a
+                host_p[pos] = newp                     # war-dependent length to compile
+                st = st._replace(prices=jax.device_put(host_p))
                 last_jump[mk] = steps[pos]
             esc = ~done & (steps - last_esc[live] >= patience)   # cut a long price war short
             tol[live] = np.where(esc[:, None], tol[live] * 10.0, tol[live])
@@ -316,6 +322,11 @@ def combinatorial_walrasian_equilibrium(
         Not a market; a start that is not disjoint bitmasks of the right shape; ``rtol``,
         ``rounds_per_call`` or ``patience`` out of range (the message names it).
 
+    Notes
+    -----
+    The dynamics run on the batch padded to a power of two (at least 8) with copies of a
+    market whose results are dropped, so a new batch size inside a bucket compiles
+    nothing (see :func:`jaxwalras.warmup`).
     References
     ----------
     M. Feldman, N. Gravin and B. Lucier, "Combinatorial Walrasian equilibrium", STOC 2013.

@@ -19,9 +19,10 @@ import numpy as np
 
 from .typing import ArrayLike
 from . import _validation as _v
+from . import setfunction_chunks as _chunks
 from .kernels import setfunc as _k
 from .setfunction import (MAX_ITEMS, SetFunctionMarket, allocation_welfare, as_market,
-                          buyer_scale, check_rtol, normalized_values, set_bits, value_scale)
+                          buyer_scale, check_rtol, set_bits, value_scale)
 from .status import Status
 
 __all__ = ["DemandResult", "OptimalAllocationResult", "item_demand", "bundle_demand",
@@ -34,20 +35,49 @@ class DemandResult(NamedTuple):
 
     Attributes
     ----------
-    demand : jax.Array of int32, shape (..., n)
+    demand : ndarray of int32, shape (..., n)
         Bitmask of a utility-maximising set (item prices) or slot mask of a utility-maximising
         set of bundles (bundle prices).
     utility : ndarray of float64, shape (..., n)
         Its utility, recomputed on the host in float64 from the original values.
     """
-    demand: jax.Array
-    utility: jax.Array
+    demand: np.ndarray
+    utility: np.ndarray
 
 
 _item_demand_jit = jax.jit(_k.item_demand)
 
 
 _bundle_demand_jit = jax.jit(_k.bundle_demand)
+
+
+def _host_scales(market: SetFunctionMarket) -> np.ndarray:
+    """Each market's value scale (:func:`value_scale`; 1 for an all-zero market), batch
+    shape, float64: the scale :mod:`jaxwalras.setfunction_chunks` divides by."""
+    sc = value_scale(np.asarray(market.values, np.float64))
+    return np.where(sc > 0, sc, 1.0)
+
+
+def _chunked_demand(kernel: Any, market: SetFunctionMarket, shape: tuple[int, ...],
+                    rows: list[np.ndarray]) -> np.ndarray:
+    """``kernel(values, *rows)`` over the broadcast batch ``shape`` in padded chunks
+    (:mod:`jaxwalras.setfunction_chunks`: batch buckets 16, 64, 256, ...; buyers padded
+    to their bucket with buyers who value nothing, whose answers are dropped). ``rows``
+    are per-query arrays ``shape + (k,)`` (broadcast here). Returns the demands
+    ``shape + (n,)`` (int32)."""
+    n, t = market.n_buyers, 2 ** market.n_items
+    T = _chunks.Tables(np.asarray(market.values, np.float64).reshape(-1, n, t))
+    which = np.broadcast_to(np.arange(T.B).reshape(market.batch_shape), shape).reshape(-1)
+    flat = [np.broadcast_to(r, shape + r.shape[-1:]).reshape(-1, r.shape[-1]) for r in rows]
+    if which.size == 0:
+        return np.zeros(shape + (n,), np.int32)
+
+    def call(idx: np.ndarray) -> Any:
+        return kernel(*T.put(T.take(which[idx]), *(r[idx] for r in flat)))
+
+    outs = T.run(call, int(which.size), per_market=T.nb * t)
+    d = np.concatenate([np.asarray(o[0])[:, :n] for o in outs]).astype(np.int32)
+    return d.reshape(shape + (n,))
 
 
 def _scaled_prices(prices: np.ndarray, scale: np.ndarray, n_lead: int) -> np.ndarray:
@@ -86,6 +116,11 @@ def item_demand(market: SetFunctionMarket, prices: ArrayLike) -> DemandResult:
     TypeError, ValueError
         Not a market; prices negative, non-finite, non-numeric or of the wrong shape.
 
+    Notes
+    -----
+    Compiled code depends on bucketed shapes only (queries in chunks of 16, 64, 256, ...;
+    buyers padded to 0, 1, 2, 3, 4, 6, 8, 12, ... with buyers who value nothing, whose
+    answers are dropped): a new batch size compiles nothing (see :func:`jaxwalras.warmup`).
     Examples
     --------
     >>> import jaxwalras as jw
@@ -97,9 +132,10 @@ def item_demand(market: SetFunctionMarket, prices: ArrayLike) -> DemandResult:
     p = _v.as_float_array(prices, "prices", min_ndim=1, nonnegative=True, allow_bool=False)
     _v.check_trailing_shape(p, "prices", (market.n_items,), ("m",))
     shape = _v.broadcast_batch({"market": market.batch_shape, "prices": p.shape[:-1]})
-    dv, sc = normalized_values(market.values)
+    sc = _host_scales(market)
     pn = _scaled_prices(p, sc, 1)
-    d, _ = _item_demand_jit(dv, jnp.asarray(pn, dv.dtype))
+    ft = np.dtype(jnp.result_type(float))
+    d = _chunked_demand(_item_demand_jit, market, shape, [pn.astype(ft)])
     dd = np.asarray(d, np.int64)
     m = market.n_items
     vals = np.broadcast_to(market.values, shape + market.values.shape[-2:])
@@ -133,6 +169,11 @@ def bundle_demand(market: SetFunctionMarket, bundles: ArrayLike, prices: ArrayLi
         Not a market; bundles that are not disjoint bitmasks of the market's items;
         prices negative, non-finite or of the wrong shape.
 
+    Notes
+    -----
+    Compiled code depends on bucketed shapes only (queries in chunks of 16, 64, 256, ...;
+    buyers padded to 0, 1, 2, 3, 4, 6, 8, 12, ... with buyers who value nothing, whose
+    answers are dropped): a new batch size compiles nothing (see :func:`jaxwalras.warmup`).
     Examples
     --------
     >>> import jaxwalras as jw
@@ -154,9 +195,11 @@ def bundle_demand(market: SetFunctionMarket, bundles: ArrayLike, prices: ArrayLi
         raise ValueError("bundles: the bundles of a market must be pairwise disjoint")
     shape = _v.broadcast_batch({"market": market.batch_shape, "bundles": b.shape[:-1],
                                 "prices": p.shape[:-1]})
-    dv, sc = normalized_values(market.values)
+    sc = _host_scales(market)
     pn = _scaled_prices(p, sc, 1)
-    d, _ = _bundle_demand_jit(dv, jnp.asarray(b, jnp.int32), jnp.asarray(pn, dv.dtype))
+    ft = np.dtype(jnp.result_type(float))
+    d = _chunked_demand(_bundle_demand_jit, market, shape, [b.astype(np.int32),
+                                                            pn.astype(ft)])
     k = b.shape[-1]
     chosen = set_bits(k)[np.asarray(d, np.int64)]                        # (..., n, K)
     bb = np.broadcast_to(b, shape + (k,))[..., None, :]
@@ -193,12 +236,32 @@ class OptimalAllocationResult(NamedTuple):
 
 
 @jax.jit
-def _dp_jit(values: jax.Array) -> tuple[jax.Array, jax.Array]:
-    best, choice = _k.welfare_dp(values)
+def _dp_jit(values: jax.Array, live: jax.Array) -> tuple[jax.Array, jax.Array]:
+    best, choice = _k.welfare_dp(values, live)
     return best, _k.dp_backtrack(choice)
 
 
-def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
+def _optimal_flat(values: np.ndarray, devices: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """DP value (in units of each market's scale) and allocation masks of a flat batch
+    ``(B, n, 2**m)``, in padded chunks (:mod:`jaxwalras.setfunction_chunks`): batch
+    buckets 16, 64, 256, ... and buyers padded to their bucket by buyers the DP skips."""
+    T = _chunks.Tables(values, devices)
+    B, n = T.B, T.n
+    if B == 0:
+        return np.zeros(0), np.zeros((0, n), np.int64)
+    live = T.live
+
+    def call(idx: np.ndarray) -> Any:
+        return _dp_jit(*T.put(T.take(idx)), live)
+
+    outs = T.run(call, B, per_market=T.nb * 3 ** T.m + T.nb * T.t)
+    best = np.concatenate([np.asarray(o[0]) for o in outs])
+    alloc = np.concatenate([np.asarray(o[1])[:, :n] for o in outs]).astype(np.int64)
+    return best, alloc
+
+
+def optimal_allocation(market: SetFunctionMarket, *, devices: Any = None
+                       ) -> OptimalAllocationResult:
     """Exact welfare maximisation ``max sum_i v_i(X_i)`` over disjoint ``X_i``.
 
     Subset dynamic programme on the device, batched over the leading axes:
@@ -213,6 +276,9 @@ def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
     ----------
     market : SetFunctionMarket
         Any batch shape.
+    devices : int, str, jax.Device or sequence of them, optional
+        Devices the DP runs on, the batch split over them
+        (:func:`jaxwalras.resolve_devices`). The answer does not depend on them.
 
     Returns
     -------
@@ -226,6 +292,11 @@ def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
     TypeError
         ``market`` is not a :class:`~jaxwalras.SetFunctionMarket`.
 
+    Notes
+    -----
+    Compiled code depends on bucketed shapes only (markets in chunks of 16, 64, 256, ...;
+    buyers padded to 0, 1, 2, 3, 4, 6, 8, 12, ... with buyers the DP skips): a new batch
+    size compiles nothing (see :func:`jaxwalras.warmup`).
     Examples
     --------
     >>> import jaxwalras as jw
@@ -233,10 +304,13 @@ def optimal_allocation(market: SetFunctionMarket) -> OptimalAllocationResult:
     10.0
     """
     market = as_market(market)
-    dv, sc = normalized_values(market.values)
-    best, alloc = _dp_jit(dv)
-    alloc = np.asarray(alloc).astype(np.int64)
-    best = np.asarray(best, np.float64) * sc
+    bs, n = market.batch_shape, market.n_buyers
+    flat = np.asarray(market.values).reshape((-1, n, 2 ** market.n_items))
+    sc = value_scale(flat)
+    sc = np.where(sc > 0, sc, 1.0)
+    best_f, alloc_f = _optimal_flat(flat, devices)
+    alloc = alloc_f.reshape(bs + (n,))
+    best = (np.asarray(best_f, np.float64) * sc).reshape(bs)
     welfare = allocation_welfare(market, alloc)
     disjoint = alloc.sum(-1) == np.bitwise_or.reduce(alloc, axis=-1)
     eps = float(jnp.finfo(jnp.result_type(float)).eps)     # the device's float rounding

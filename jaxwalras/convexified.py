@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .typing import ArrayLike
-from ._batching import map_chunks
+from ._batching import BATCH_BASE, BATCH_FLOOR, map_chunks, padded_size
+from .setfunction_chunks import cap_for
 from ._progress import Progress
 from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
@@ -135,10 +136,12 @@ def _check_device_options(options: dict) -> None:
 
 
 def _chunk_size(A: MenuArrays, chunk_size: int | None) -> int:
-    B = A.n_markets
+    """Economies per device call: a batch bucket (16, 64, 256, ...; smaller for huge
+    economies) bounded by ~256 MiB of float32 inputs, never the exact batch size, so
+    the compiled solver does not depend on it (:mod:`jaxwalras._batching`)."""
     if chunk_size is None:
         per = A.X[0].size + A.Y[0].size + A.V[0].size + A.C[0].size
-        chunk_size = max(1, min(B, int(2**26 // max(per, 1))))  # ~256 MiB of float32 inputs
+        return cap_for(per, 2 ** 26)[0]
     try:
         size = int(chunk_size)
     except (TypeError, ValueError):
@@ -155,10 +158,12 @@ def _device_chunks(A: MenuArrays, a: np.ndarray, r: np.ndarray, size: int, **opt
     full = tuple(A) + (a, r)
 
     def launch(idx: np.ndarray):
-        whole = idx.size == B and B > 0 and idx[-1] == B - 1 and idx[0] == 0
-        return _solve_batch(*(jnp.asarray(z if whole else z[idx]) for z in full), **options)
+        # device_put, not jnp.asarray (which compiles a copy per shape)
+        return _solve_batch(*(jax.device_put(np.asarray(z)[idx]) for z in full), **options)
 
-    yield from map_chunks(launch, B, size)
+    # the rest is padded to a batch bucket (16, 64, 256, ... up to ``size``)
+    floor = min(BATCH_FLOOR, size)
+    yield from map_chunks(launch, B, size, base=BATCH_BASE, floor=floor, split_rest=True)
 
 
 def device_solve(A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
@@ -207,7 +212,9 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
     B, L = r.shape
     size = _chunk_size(A, chunk_size)
     if chunk_size is None and backend == "host" and B >= 2 * _PIPE_MIN:
-        size = min(size, max(_PIPE_MIN, -(-B // _PIPE_CHUNKS)))
+        # a bucket too (64, 256, ...): the chunk size must not follow B exactly
+        size = min(size, padded_size(max(_PIPE_MIN, -(-B // _PIPE_CHUNKS)), base=BATCH_BASE,
+                                     floor=_PIPE_MIN))
     ok = np.zeros(B, bool)
     P = np.zeros((B, L))
     LAM = np.zeros(A.V.shape)
@@ -332,6 +339,10 @@ def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reser
     agent's demand set at ``(1+markup) p`` (supply set at ``p``) up to round-off; check
     with :func:`jaxwalras.demand_gaps`.  Infeasible LPs (reserve larger than total
     capacity) give ``converged=False``, ``status=INFEASIBLE`` and NaN prices.
+
+    The device solver runs on chunks of 16, 64, 256, ... economies (copies of a real one
+    pad the last chunk; their results are dropped), never on the exact batch size, so a
+    new batch size inside a bucket compiles nothing (see :func:`jaxwalras.warmup`).
 
     References
     ----------

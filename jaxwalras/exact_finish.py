@@ -174,7 +174,8 @@ def device_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndar
             if todo.size == 0:
                 break
             eps = rel_eps * 2.0 ** rnd
-            whole = rnd == 0                      # round 0: the whole batch, no gather copy
+            # round 0: the whole batch, without a gather copy when its size is a bucket
+            whole = rnd == 0 and B == padded_size(B, base=4, floor=16)
             size = B if whole else padded_size(todo.size, base=4, floor=16)  # few shapes
             idx = np.concatenate([todo, np.full(size - todo.size, todo[0])])
             sub = (lambda z: z) if whole else (lambda z: z[idx])
@@ -223,6 +224,34 @@ def _lex_batch():
     if "_LEX" not in globals():
         _LEX = jax.jit(jax.vmap(lex_min_prices))
     return _LEX
+
+
+def canonical_rows(n_buyers: int, buyer_options: int, n_sellers: int, seller_options: int,
+                   n_goods: int) -> int:
+    """Most constraint rows :func:`canonical_prices` may pass to the LP for one economy."""
+    extra = n_goods * n_goods
+    return (n_buyers + extra) * buyer_options + (n_sellers + extra) * seller_options
+
+
+def warm_canonical(n_goods: int, max_rows: int, max_batch: int) -> list[tuple[int, ...]]:
+    """Compile the canonical-prices LP (:func:`canonical_prices`) for every row bucket up
+    to ``max_rows`` (16, 64, 256, ...) and batch chunk up to ``max_batch`` (32, 256)."""
+    import jax
+    import jax.numpy as jnp
+    fn = _lex_batch()
+    sizes = [c for c in _CANON_CHUNKS if c == _CANON_CHUNKS[0] or max_batch > _CANON_CHUNKS[0]]
+    top = padded_size(max(int(max_rows), 1), base=4, floor=16)
+    done: list[tuple[int, ...]] = []
+    for size in sizes:
+        Mx = 16
+        while Mx <= top:
+            with jax.enable_x64(True):
+                args = (np.zeros((size, Mx, n_goods)), np.ones((size, Mx)),
+                        np.zeros((size, Mx), bool), np.ones((size, n_goods)))
+                jax.block_until_ready(fn(*(jnp.asarray(z) for z in args)))
+            done.append((size, Mx, n_goods))
+            Mx *= 4
+    return done
 
 
 def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArrays,
@@ -322,7 +351,8 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
             break
         act = active[todo]
         order = np.argsort(~act, axis=1, kind="stable")
-        Mx = padded_size(int(act.sum(1).max(initial=1)), floor=16)
+        # rows in a bucket (16, 64, 256, ...: few compiled shapes; warm_canonical)
+        Mx = padded_size(int(act.sum(1).max(initial=1)), base=4, floor=16)
         sel = order[:, :Mx]
         args = (np.take_along_axis(G[todo], sel[..., None], 1),
                 np.take_along_axis(h[todo], sel, 1), np.take_along_axis(act, sel, 1), pmax[todo])

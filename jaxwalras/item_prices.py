@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .typing import ArrayLike
+from ._batching import pad_index, padded_size
 from . import _validation as _v
 from . import setfunction_host as _h
 from .combinatorial import optimal_allocation
@@ -232,14 +233,20 @@ def _run_auction(g: np.ndarray, tol: np.ndarray, budget: np.ndarray
     for sel, x64 in ((~wide, False), (wide, True)):
         if not sel.any():
             continue
+        rows = np.flatnonzero(sel)
+        # the batch padded to a bucket (16, 64, 256, ...) with copies of its first market,
+        # whose results are dropped: compiled code never depends on the exact batch size
+        idx = pad_index(rows, padded_size(rows.size, base=4, floor=16))
         with (jax.enable_x64(True) if x64 else contextlib.nullcontext()):
-            ft = jnp.result_type(float)
-            st = _auction_jit(jnp.asarray(g[sel], ft), jnp.asarray(1.0, ft),
-                              jnp.asarray(budget[sel].max(), jnp.int32),
-                              jnp.asarray(tol[sel], ft), jnp.asarray(budget[sel], jnp.int32))
-            prices[sel] = np.asarray(st.prices, np.float64)
-            done[sel] = np.asarray(st.done)
-            steps[sel] = np.asarray(st.steps)
+            ft = np.dtype(jnp.result_type(float))
+            st = _auction_jit(jax.device_put(g[idx].astype(ft)), jnp.asarray(1.0, ft),
+                              jnp.asarray(budget[rows].max(), jnp.int32),
+                              jax.device_put(np.asarray(tol[idx]).astype(ft)),
+                              jax.device_put(np.asarray(budget[idx]).astype(np.int32)))
+            k = rows.size
+            prices[rows] = np.asarray(st.prices, np.float64)[:k]
+            done[rows] = np.asarray(st.done)[:k]
+            steps[rows] = np.asarray(st.steps)[:k]
     return prices, done, steps
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxwalras._validation import as_int_array, broadcast_batch, warn_deprecated
 from jaxwalras.kernels import greedy as _greedy
+from jaxwalras.multiunit_chunks import Padded, bundles_flat, chunked
 
 __all__ = ["MultiUnitMarket", "MultiUnitArrays", "stack_markets", "preferred_bundles",
            "PreferredBundles", "indirect_utility", "lyapunov"]
@@ -119,9 +120,11 @@ class MultiUnitMarket:
             raise ValueError(f"supplies, demands: sum(supplies) + sum(demands) of one market "
                              f"must not exceed MAX_TOTAL_UNITS = {MAX_TOTAL_UNITS} (the int32 "
                              f"range of the flows); {where} has {int(total[k])}")
-        self.values = jnp.asarray(np.broadcast_to(v, batch + (n, m)), jnp.int32)
-        self.demands = jnp.asarray(np.broadcast_to(d, batch + (n,)), jnp.int32)
-        self.supplies = jnp.asarray(np.broadcast_to(s, batch + (m,)), jnp.int32)
+        # int32 on the host, then a plain transfer: jnp.asarray would compile a copy
+        # (and a cast) once per shape
+        self.values = jax.device_put(np.broadcast_to(v, batch + (n, m)).astype(np.int32))
+        self.demands = jax.device_put(np.broadcast_to(d, batch + (n,)).astype(np.int32))
+        self.supplies = jax.device_put(np.broadcast_to(s, batch + (m,)).astype(np.int32))
 
     # -- pytree protocol (no validation when JAX rebuilds the object) -----------------
     def tree_flatten(self):
@@ -238,18 +241,18 @@ class PreferredBundles(_greedy.Bundles):
 
     Attributes
     ----------
-    strict : bool jax.Array, shape (..., n, m)
+    strict : ndarray of bool, shape (..., n, m)
         ``F_i``: objects bought at full supply in every preferred bundle.
-    marginal : bool jax.Array, shape (..., n, m)
+    marginal : ndarray of bool, shape (..., n, m)
         ``M_i``: the marginal payoff level (case A) or the zero-payoff objects (case B).
-    r : int32 jax.Array, shape (..., n)
+    r : ndarray of int32, shape (..., n)
         Units taken from ``M_i`` in case A (0 in case B).
-    mu : int32 jax.Array, shape (..., n)
+    mu : ndarray of int32, shape (..., n)
         Marginal payoff (``> 0`` in case A, 0 in case B).
     utility : ndarray of int64, shape (..., n)
         Indirect utility ``V_i(p)``, computed on the host in int64 (it reaches
         ``MAX_UNITS * MAX_VALUE = 2**40`` per buyer, beyond int32).
-    case_a : bool jax.Array, shape (..., n)
+    case_a : ndarray of bool, shape (..., n)
     """
 
 
@@ -268,15 +271,11 @@ def _check_prices(market: MultiUnitMarket, prices: Any, name: str = "prices") ->
     if batch != market.batch_shape:
         raise ValueError(f"{name}: batch shape {p.shape[:-1]} does not match the market's "
                          f"batch shape {market.batch_shape}")
-    return jnp.asarray(np.broadcast_to(p, batch + (market.n_objects,)), jnp.int32)
+    return jax.device_put(np.broadcast_to(p, batch + (market.n_objects,)).astype(np.int32))
 
 
-@jax.jit
-def _bundles_flat(v, d, s, p):
-    return jax.vmap(_greedy.preferred_bundles)(v, d, s, p)
-
-
-def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
+def preferred_bundles(market: MultiUnitMarket, prices: Any, *,
+                      devices: Any = None) -> PreferredBundles:
     """Greedy preferred-bundle structure of every buyer at integer ``prices``.
 
     Runs as one jitted, vmapped device kernel over the whole batch (int32, exact within the
@@ -294,6 +293,8 @@ def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
     prices : array_like of int, shape (..., m)
         Non-negative integer prices (at most ``MAX_VALUE``), broadcast against the
         market's batch.
+    devices : int, str, jax.Device or sequence of them, optional
+        Devices the kernel runs on (:func:`jaxwalras.resolve_devices`).
 
     Returns
     -------
@@ -317,18 +318,26 @@ def preferred_bundles(market: MultiUnitMarket, prices: Any) -> PreferredBundles:
     ([[True, False]], 8)
     """
     _check_market(market)
-    p = _check_prices(market, prices)
+    p = np.asarray(_check_prices(market, prices)).astype(np.int64)
     batch = market.batch_shape
+    if not all(batch):
+        raise ValueError(f"market: empty batch (batch shape {batch}); there is no market")
     n, m = market.n_buyers, market.n_objects
     B = int(np.prod(batch, dtype=np.int64))
-    out = _bundles_flat(market.values.reshape(B, n, m), market.demands.reshape(B, n),
-                        market.supplies.reshape(B, m), p.reshape(B, m))
-    strict, r, mu = (np.asarray(x, np.int64) for x in (out.strict, out.r, out.mu))
-    v = np.asarray(market.values, np.int64).reshape(B, n, m)
-    s = np.asarray(market.supplies, np.int64).reshape(B, 1, m)
-    u = v - np.asarray(p, np.int64).reshape(B, 1, m)
-    util = (strict * s * u).sum(-1) + r * mu
-    res = out._replace(utility=util)
+    v, d, s = (np.asarray(x).reshape((B,) + x.shape[len(batch):]) for x in
+               (market.values, market.demands, market.supplies))
+    M = Padded(v, d, s, devices)
+    parts = chunked(M, np.arange(B), lambda vv, dd, ss, idx: bundles_flat(
+        *M.put(vv, dd, ss, M.cols(p.reshape(B, m), idx))))
+    cat = lambda f: np.concatenate([f(b) for b in parts])  # noqa: E731
+    strict = cat(lambda b: b.strict[:, :n, :m])
+    marginal = cat(lambda b: b.marginal[:, :n, :m])
+    r = cat(lambda b: np.asarray(b.r[:, :n], np.int64))
+    mu = cat(lambda b: np.asarray(b.mu[:, :n], np.int64))
+    case_a = cat(lambda b: b.case_a[:, :n])
+    u = v.astype(np.int64) - p.reshape(B, 1, m)
+    util = (strict * s.astype(np.int64)[:, None, :] * u).sum(-1) + r * mu
+    res = (strict, marginal, r.astype(np.int32), mu.astype(np.int32), util, case_a)
     return PreferredBundles(*(x.reshape(batch + x.shape[1:]) for x in res))
 
 

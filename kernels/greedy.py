@@ -16,16 +16,26 @@ best first, and whole levels are taken while the level's total supply is ``< rem
 level whose supply is ``>= rem`` is the marginal set ``M_i`` with marginal payoff
 ``mu_i > 0`` and ``r_i = rem`` units to take from it (case A). If the positive levels run
 out first (case B), ``mu_i = 0``, ``M_i = {j : u_ij = 0}`` and ``r_i = 0``.
+
+Cost. Nothing here sorts or compares objects pairwise. The whole structure follows from
+one number per buyer, the payoff ``mu_i`` of her ``d_i``-th best unit, which is the
+largest ``t`` with ``C_i(t) = sum_j s_j [u_ij >= t] >= d_i`` and is found by bisection on
+``t`` (:func:`unit_threshold`): ``O(n m log V)`` per market with ``V`` the largest payoff
+(``log V <= 25`` within the library's bounds), in masked sums that vectorise well on CPU
+and GPU. The long step is ``O(n m)`` given the ``mu_i``. A singleton jump bisects on the
+object's own price with ``O(n m)`` work per step, for the objects that are individually
+overdemanded only (:func:`singleton_jumps`). No ``(n, m, m)`` or ``(n, n)`` array is
+formed anywhere.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Bundles", "preferred_bundles", "forced_units", "long_step", "own_price_demand",
-           "singleton_jumps", "batched"]
+__all__ = ["Bundles", "unit_threshold", "preferred_bundles", "forced_units", "long_step",
+           "own_price_demand", "singleton_jumps", "batched"]
 
 
 class Bundles(NamedTuple):
@@ -38,73 +48,47 @@ class Bundles(NamedTuple):
     case_a: jax.Array      # (n,) bool: True in case A
 
 
-def _levels(u: jax.Array, s: jax.Array, tiebreak: jax.Array | None = None):
-    """Sort each buyer's objects by payoff (descending) and locate payoff levels.
+def _bisect(pred: Callable[[jax.Array], jax.Array], lo: jax.Array, hi: jax.Array
+            ) -> tuple[jax.Array, jax.Array]:
+    """Elementwise bisection for a monotone predicate (True up to some point, then False).
 
-    Returns the sort order and, per sorted position, the supply of all strictly better
-    levels (``before``) and of all levels up to and including its own (``through``).
-    ``tiebreak`` (n, m) int: among equal payoffs, smaller keys come first and the objects
-    are *not* merged into one level (used for the min-units greedy of :func:`forced_units`).
+    Invariant: ``pred(lo)`` holds and ``pred(hi)`` does not (neither is evaluated). Returns
+    the closed brackets ``(lo, hi)`` with ``hi == lo + 1``: ``lo`` is the largest point
+    where ``pred`` holds. A ``while_loop`` that stops once every bracket is closed, so the
+    number of steps adapts to the widest bracket (``ceil(log2(hi - lo))``); a closed
+    bracket never moves, so how many steps run changes no answer."""
+    def cond(c):
+        return jnp.any(c[1] - c[0] > 1)
+
+    def body(c):
+        lo, hi = c
+        mid = lo + (hi - lo) // 2
+        ok = pred(mid)
+        still = hi - lo > 1
+        return jnp.where(still & ok, mid, lo), jnp.where(still & ~ok, mid, hi)
+
+    return jax.lax.while_loop(cond, body, (lo, hi))
+
+
+def _units_at_least(u: jax.Array, s: jax.Array, t: jax.Array) -> jax.Array:
+    """``C_i(t_i) = sum_j s_j [u_ij >= t_i]`` for every buyer: ``(n,)``."""
+    return jnp.sum(jnp.where(u >= t[:, None], s[None, :], 0), axis=1)
+
+
+def unit_threshold(u: jax.Array, s: jax.Array, d: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Marginal payoff ``mu_i`` and case of every buyer from her payoffs ``u`` ``(n, m)``.
+
+    Case A holds when some payoff is positive and the positive units reach the demand,
+    ``C_i(1) >= d_i``; then ``mu_i = max {t in [1, max_j u_ij] : C_i(t) >= d_i}`` is the
+    payoff of the ``d_i``-th best unit (for ``d_i = 0``: the best payoff). Otherwise
+    (case B) ``mu_i = 0``. By bisection on ``t``: ``O(n m log(max u))``.
     """
-    n, m = u.shape
-    if tiebreak is None:
-        order = jnp.argsort(-u, axis=1, stable=True)
-    else:
-        # lexicographic (payoff desc, tiebreak asc) via two stable sorts
-        o1 = jnp.argsort(tiebreak, axis=1, stable=True)
-        o2 = jnp.argsort(-jnp.take_along_axis(u, o1, axis=1), axis=1, stable=True)
-        order = jnp.take_along_axis(o1, o2, axis=1)
-    us = jnp.take_along_axis(u, order, axis=1)
-    ss = s[order]
-    idx = jnp.broadcast_to(jnp.arange(m), (n, m))
-    if tiebreak is None:
-        same_prev = jnp.concatenate([jnp.zeros((n, 1), bool), us[:, 1:] == us[:, :-1]], axis=1)
-    else:
-        ts = jnp.take_along_axis(tiebreak, order, axis=1)
-        same_prev = jnp.concatenate(
-            [jnp.zeros((n, 1), bool), (us[:, 1:] == us[:, :-1]) & (ts[:, 1:] == ts[:, :-1])], axis=1)
-    start = ~same_prev
-    end = jnp.concatenate([start[:, 1:], jnp.ones((n, 1), bool)], axis=1)
-    cs_incl = jnp.cumsum(ss, axis=1)
-    cs_excl = cs_incl - ss
-    a = jax.lax.cummax(jnp.where(start, idx, 0), axis=1)
-    b = jax.lax.cummin(jnp.where(end, idx, m - 1), axis=1, reverse=True)
-    before = jnp.take_along_axis(cs_excl, a, axis=1)
-    through = jnp.take_along_axis(cs_incl, b, axis=1)
-    return order, us, ss, a, before, through
-
-
-def _unsort(x_sorted: jax.Array, order: jax.Array) -> jax.Array:
-    inv = jnp.argsort(order, axis=1)
-    return jnp.take_along_axis(x_sorted, inv, axis=1)
-
-
-#: Below this many objects the kernels use O(m^2) pairwise comparisons instead of sorts
-#: (much faster for the typical m <= a few dozen, on CPU and GPU alike).
-PAIRWISE_MAX_OBJECTS = 48
-
-
-def _twin(values: jax.Array, prices: jax.Array) -> jax.Array:
-    """``values - prices`` computed by a different expression than ``u``.
-
-    Comparing an array with a broadcast of *itself* (``u[:, :, None] > u[:, None, :]``)
-    makes XLA:CPU emit a loop that is 10-25x slower than comparing two distinct arrays of
-    the same values (measured on JAX 0.10, 2-core x86); the twin keeps the pairwise
-    kernels on the fast path. The values are identical, so results do not change.
-    """
-    return -(prices[None, :] - values)
-
-
-def _pairwise_before_through(u: jax.Array, s: jax.Array, u2: jax.Array | None = None):
-    """Per object: supply of strictly better levels (``before``) and of levels at least as
-    good (``through``), by pairwise comparison (no sort). ``u2``: a twin of ``u``."""
-    u2 = u if u2 is None else u2
-    better = u[:, :, None] > u2[:, None, :]          # [i, k, j]: k strictly better than j
-    atleast = u[:, :, None] >= u2[:, None, :]
-    sk = s[None, :, None]
-    before = jnp.sum(jnp.where(better, sk, 0), axis=1)
-    through = jnp.sum(jnp.where(atleast, sk, 0), axis=1)
-    return before, through
+    umax = jnp.max(u, axis=1)
+    case_a = (umax > 0) & (_units_at_least(u, s, jnp.ones_like(d)) >= d)
+    lo = jnp.ones_like(d)
+    hi = jnp.where(case_a, umax + 1, 2)          # case B: a closed bracket, no steps
+    mu, _ = _bisect(lambda t: _units_at_least(u, s, t) >= d, lo, hi)
+    return jnp.where(case_a, mu, 0), case_a
 
 
 def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array,
@@ -114,73 +98,66 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
     Every preferred bundle of buyer ``i`` takes ``s_j`` units of each ``j in F_i``, exactly
     ``r_i`` units spread over ``M_i`` in case A, or up to ``d_i - s(F_i)`` zero-payoff
     units of ``M_i`` in case B, and nothing else (Eickhoff et al., 2024, §2.1).
-    ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``.
+    ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``. With ``mu_i`` from :func:`unit_threshold`:
+    ``F_i = {u_ij > mu_i}``, ``M_i = {u_ij = mu_i}`` (in case B, ``mu_i = 0``) and
+    ``r_i = d_i - s(F_i)`` in case A.
     """
-    v = values
-    d = demands
-    s = supplies
+    v, d, s = values, demands, supplies
     n, m = v.shape
     if n == 0 or m == 0:
         z = jnp.zeros((n, m), bool)
         zi = jnp.zeros((n,), v.dtype)
         return Bundles(z, z, zi, zi, zi, jnp.zeros((n,), bool))
     u = v - prices[None, :]
-    dd = d[:, None]
-    if m <= PAIRWISE_MAX_OBJECTS:
-        before, through = _pairwise_before_through(u, s, _twin(v, prices))
-        pos = u > 0
-        top = u == jnp.max(u, axis=1, keepdims=True)
-        strict = pos & (through < dd)
-        marg = pos & (through >= dd) & ((before < dd) | top)
-        case_a = jnp.any(marg, axis=1)
-        mu = jnp.where(case_a, jnp.max(jnp.where(marg, u, 0), axis=1), 0)
-        r = jnp.where(case_a, jnp.max(jnp.where(marg, dd - before, 0), axis=1), 0)
-        marginal = jnp.where(case_a[:, None], marg, u == 0)
-    else:
-        order, us, ss, a, before, through = _levels(u, s)
-        pos = us > 0
-        strict_s = pos & (through < dd)
-        marg_s = pos & (through >= dd) & ((before < dd) | (a == 0))
-        case_a = jnp.any(marg_s, axis=1)
-        mu = jnp.where(case_a, jnp.max(jnp.where(marg_s, us, 0), axis=1), 0)
-        r = jnp.where(case_a, jnp.max(jnp.where(marg_s, dd - before, 0), axis=1), 0)
-        marg_s = jnp.where(case_a[:, None], marg_s, us == 0)
-        strict = _unsort(strict_s, order)
-        marginal = _unsort(marg_s, order)
+    mu, case_a = unit_threshold(u, s, d)
+    strict = u > mu[:, None]
+    marginal = u == mu[:, None]
+    r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
     util = jnp.sum(jnp.where(strict, s[None, :] * u, 0), axis=1) + r * mu
     return Bundles(strict, marginal, r.astype(v.dtype), mu.astype(v.dtype),
                    util.astype(v.dtype), case_a)
+
+
+def _levels(u, s, d):
+    """``(mu, case_a, strict, marg, r, s(M))`` with ``marg`` the case-A marginal level
+    (empty in case B, where zero-payoff objects are never forced)."""
+    mu, case_a = unit_threshold(u, s, d)
+    strict = u > mu[:, None]
+    marg = case_a[:, None] & (u == mu[:, None])
+    r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
+    s_m = jnp.sum(jnp.where(marg, s[None, :], 0), axis=1)
+    return mu, case_a, strict, marg, r, s_m
+
+
+def _prefix(x: jax.Array) -> jax.Array:
+    """Exclusive prefix sums along the last axis (an associative scan: ``O(m log m)``)."""
+    inc = jax.lax.associative_scan(jnp.add, x, axis=x.ndim - 1)
+    return inc - x
 
 
 def forced_units(values: jax.Array, demands: jax.Array, supplies: jax.Array,
                  prices: jax.Array, in_set: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Fewest units of the object set ``X`` (``in_set``, (m,) bool) in any preferred bundle.
 
-    Computed by the greedy that breaks payoff ties in favour of objects outside ``X`` and
-    takes only positive-payoff units. Returns ``(units (n,), taken (n, m))`` where
-    ``taken`` is that greedy bundle. ``-units`` is the right derivative of the indirect
-    utility ``V_i(p + t 1_X)`` at ``t = 0``.
+    Computed by the greedy that breaks payoff ties in favour of objects outside ``X``
+    (then by index) and takes only positive-payoff units. Returns
+    ``(units (n,), taken (n, m))`` where ``taken`` is that greedy bundle. ``-units`` is the
+    right derivative of the indirect utility ``V_i(p + t 1_X)`` at ``t = 0``. The greedy
+    takes ``F_i`` in full, then ``r_i`` units of the level ``M_i``: its objects outside
+    ``X`` first, in index order.
     """
     v, d, s = values, demands, supplies
-    n, m = v.shape
     u = v - prices[None, :]
-    if m <= PAIRWISE_MAX_OBJECTS:
-        # rank k ahead of j: higher payoff; at equal payoff objects outside X first, then
-        # by index (a stable greedy); 'ahead' = units ranked ahead of j
-        x = in_set.astype(jnp.int32)
-        idx = jnp.arange(m)
-        uk, uj = u[:, :, None], _twin(v, prices)[:, None, :]
-        tie_key = (x[:, None] < x[None, :]) | ((x[:, None] == x[None, :]) & (idx[:, None] < idx[None, :]))
-        ahead_kj = (uk > uj) | ((uk == uj) & tie_key[None, :, :])
-        ahead = jnp.sum(jnp.where(ahead_kj, s[None, :, None], 0), axis=1)
-        taken = jnp.where(u > 0, jnp.clip(d[:, None] - ahead, 0, s[None, :]), 0)
-    else:
-        key = jnp.broadcast_to(in_set.astype(jnp.int32)[None, :], (n, m))
-        order, us, ss, _, before, _ = _levels(u, s, tiebreak=key)
-        cs_excl = jnp.cumsum(ss, axis=1) - ss
-        take_s = jnp.where(us > 0, jnp.clip(d[:, None] - cs_excl, 0, ss), 0)
-        taken = _unsort(take_s, order)
-    units = jnp.sum(jnp.where(in_set[None, :], taken, 0), axis=1)
+    mu, case_a, strict, marg, r, _ = _levels(u, s, d)
+    x = in_set[None, :]
+    out_m = jnp.where(marg & ~x, s[None, :], 0)
+    in_m = jnp.where(marg & x, s[None, :], 0)
+    left_for_x = r - jnp.sum(out_m, axis=1)
+    taken = jnp.where(strict & (u > 0), s[None, :], 0)
+    taken = taken + jnp.where(marg & ~x, jnp.clip(r[:, None] - _prefix(out_m), 0, s[None, :]), 0)
+    taken = taken + jnp.where(marg & x, jnp.clip(left_for_x[:, None] - _prefix(in_m), 0,
+                                                 s[None, :]), 0)
+    units = jnp.sum(jnp.where(x, taken, 0), axis=1)
     return units, taken
 
 
@@ -196,20 +173,31 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     over all buyers, capped at ``cap`` (a positive int). This is the long-step steepest
     descent of the L-natural-convex Lyapunov function (Shioura, 2017, Prop. 4.16;
     Eickhoff et al., 2024, §6).
+
+    ``O(n m)`` given the marginal payoffs: the taken ``X`` objects are those of ``F_i`` with
+    supply, and those of ``M_i`` when ``r_i`` exceeds the supply of ``M_i`` outside ``X``;
+    the unbought positive objects outside ``X`` lie below ``mu_i``, or on ``M_i`` when its
+    supply outside ``X`` exceeds ``r_i``.
     """
     v, d, s = values, demands, supplies
-    n, m = v.shape
     u = v - prices[None, :]
-    _, taken = forced_units(v, d, s, prices, in_set)
+    mu, case_a, strict, marg, r, _ = _levels(u, s, d)
     big = jnp.asarray(cap, u.dtype)
-    taken_x = (taken > 0) & in_set[None, :]
+    x = in_set[None, :]
+    has = (s > 0)[None, :]
+    s_m_out = jnp.sum(jnp.where(marg & ~x, s[None, :], 0), axis=1)
+    level_x_taken = case_a & (r > s_m_out)          # some X object on M_i gets units
+    level_slack = case_a & (s_m_out > r)            # some object outside X on M_i is left
+    taken_f = strict & x & has & (u > 0)
     # smallest payoff of a taken X object: it reaches 0 after t_zero raises
-    t_zero = jnp.min(jnp.where(taken_x, u, big), axis=1)
-    slack = (~in_set)[None, :] & (u > 0) & (taken < s[None, :])
+    t_zero = jnp.min(jnp.where(taken_f, u, big), axis=1)
+    t_zero = jnp.where(level_x_taken, jnp.minimum(t_zero, mu), t_zero)
+    any_taken = jnp.any(taken_f, axis=1) | level_x_taken
+    below = ~x & has & (u > 0) & (u < mu[:, None])
     # it ties with the best slack non-X object after t_zero - max_k u_ik raises
-    umax_slack = jnp.max(jnp.where(slack, u, -big), axis=1)
-    t_tie = jnp.where(jnp.any(slack, axis=1) & jnp.any(taken_x, axis=1),
-                      t_zero - umax_slack, big)
+    umax_slack = jnp.where(level_slack, mu, jnp.max(jnp.where(below, u, -big), axis=1))
+    any_slack = level_slack | jnp.any(below, axis=1)
+    t_tie = jnp.where(any_slack & any_taken, t_zero - umax_slack, big)
     step = jnp.minimum(jnp.min(t_zero), jnp.min(t_tie))
     return jnp.clip(step, 1, big)
 
@@ -224,29 +212,63 @@ def own_price_demand(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     the supply of the alternatives that are at least as good (ties can replace ``j``);
     this is the greedy structure's forced amount (``s_j`` on ``F_i``,
     ``max(0, r_i - s(M_i minus j))`` on ``M_i``, else 0). Returns ``D`` ``(m,)``, the sum
-    over buyers; ``D_j`` is non-increasing in ``own_j``.
+    over buyers; ``D_j`` is non-increasing in ``own_j``. Any ``own`` (above or below
+    ``prices``): ``O(n m^2)`` work in ``(n, m)`` arrays; the auction itself uses the
+    structure at ``prices`` and :func:`singleton_jumps`.
     """
     v, d, s = values, demands, supplies
     n, m = v.shape
     u = v - prices[None, :]
     w = v - own[None, :]
-    if m <= PAIRWISE_MAX_OBJECTS:
-        ge = (u[:, :, None] >= w[:, None, :]) & ~jnp.eye(m, dtype=bool)[None]   # [i, k, j]
-        A = jnp.sum(jnp.where(ge, s[None, :, None], 0), axis=1)
-    else:
-        # per buyer: payoffs ascending with the supply at or above each position
-        order = jnp.argsort(u, axis=1)
-        ua = jnp.take_along_axis(u, order, axis=1)
-        above = jnp.cumsum(s[order][:, ::-1], axis=1)[:, ::-1]
-        above = jnp.concatenate([above, jnp.zeros((n, 1), above.dtype)], axis=1)
-        pos = jax.vmap(lambda a, x: jnp.searchsorted(a, x, side="left"))(ua, w)
-        A = jnp.take_along_axis(above, pos, axis=1) - jnp.where(u >= w, s[None, :], 0)
+
+    def add(k, acc):
+        uk = jax.lax.dynamic_index_in_dim(u, k, axis=1, keepdims=True)
+        other = jnp.arange(m) != k
+        return acc + jnp.where((uk >= w) & other[None, :], s[k], 0)
+
+    A = jax.lax.fori_loop(0, m, add, jnp.zeros((n, m), u.dtype))
     c = jnp.where(w > 0, jnp.clip(d[:, None] - A, 0, s[None, :]), 0)
     return jnp.sum(c, axis=0)
 
 
+#: payoff levels below the marginal one that the jump kernel reads in one fused pass
+_UNROLLED_LEVELS = 8
+
+
+def _tail_levels(u, s, mu, need):
+    """The payoff levels of every buyer below her marginal payoff, best first, as far as
+    she needs them: level ``t`` is ``lam[:, t] = max {u_ij < lam[:, t-1] : s_j > 0}``
+    (``lam[:, -1] = mu``) with ``cnt[:, t]`` units on it, until the units at payoff
+    ``>= lam`` reach ``need`` or no positive payoff is left. Returns ``(lam, cnt,
+    levels)``: ``(n, m)`` arrays whose first ``levels`` columns are used (``levels`` is
+    the largest count over the buyers; ``O(n m)`` per level)."""
+    n, m = u.shape
+    has = (s > 0)[None, :]
+    q0 = _units_at_least(u, s, mu)
+
+    def cond(c):
+        t, last, q, _, _ = c
+        return (t < m) & jnp.any((q < need) & (last > 0))
+
+    def body(c):
+        t, last, q, lam, cnt = c
+        live = (q < need) & (last > 0)
+        nxt = jnp.max(jnp.where(has & (u < last[:, None]) & (u > 0), u, 0), axis=1)
+        nxt = jnp.where(live, nxt, 0)
+        k = jnp.sum(jnp.where(has & (u == nxt[:, None]) & (nxt > 0)[:, None], s[None, :], 0),
+                    axis=1)
+        lam = jax.lax.dynamic_update_index_in_dim(lam, nxt, t, axis=1)
+        cnt = jax.lax.dynamic_update_index_in_dim(cnt, k, t, axis=1)
+        return t + 1, nxt, q + k, lam, cnt
+
+    zero = jnp.zeros((n, m), u.dtype)
+    levels, _, _, lam, cnt = jax.lax.while_loop(
+        cond, body, (jnp.asarray(0, jnp.int32), mu, q0, zero, zero))
+    return lam, cnt, q0, levels
+
+
 def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-                    prices: jax.Array, nbits: int) -> jax.Array:
+                    prices: jax.Array, nbits: int | None = None) -> jax.Array:
     """Raise every individually overdemanded object to where it stops being so.
 
     Object ``j`` is individually overdemanded at ``p`` when the units the buyers must
@@ -258,29 +280,55 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     lets ``p_j`` rise to ``T_j = min{q >= p_j : D_j(q) <= s_j}`` with every other price
     fixed, and the componentwise maximum of such raises is still ``<= p*``
     (a Jacobi step of the "individual excess demand" tatonnement; Murota, Shioura and
-    Yang 2016 for the L-natural-convex setting). ``T_j`` is found by bisection in
-    ``nbits`` steps; ``2**nbits`` must exceed every payoff ``v_ij - p_j`` + 2.
-    Returns the new prices ``(m,)``.
+    Yang 2016 for the L-natural-convex setting). Returns the new prices ``(m,)``.
+
+    Cost, without sorting: for ``q >= p_j`` buyer ``i`` must take
+    ``c_ij(q) = clip(d_i + s_j - C_i(w), 0, s_j)`` units of ``j`` while ``w = v_ij - q > 0``,
+    with ``C_i(w)`` her units at payoff ``>= w`` at ``p`` (``j`` included). That is ``s_j``
+    while ``w > mu_i`` (:func:`unit_threshold`); below, only her payoff levels under
+    ``mu_i`` down to where ``C_i`` reaches ``d_i + max s`` matter (:func:`_tail_levels`,
+    ``L`` of them, ``L <= min(m, max s + 1)``). Every ``T_j`` is then bisected at once on
+    ``q``: ``O(n m L)`` per step, steps until every bracket closes
+    (``<= log2(max u) + 1``). ``nbits`` is accepted for compatibility and ignored.
     """
+    del nbits
     v, d, s, p = values, demands, supplies, prices
     n, m = v.shape
     if n == 0 or m == 0:
         return p
-    # Bisection for T_j on (lo, hi]: D(hi) == 0 <= s_j; D(lo) > s_j is assumed for
-    # lo = p_j - 1 (if j is not overdemanded at p_j, hi then closes in on p_j itself).
-    lo = p - 1
-    hi = p + jnp.maximum(jnp.max(v - p[None, :], axis=0), 0) + 1
+    u = v - p[None, :]
+    mu, case_a, strict, marg, r, s_m = _levels(u, s, d)
+    sj = s[None, :]
+    c0 = jnp.where(strict & (u > 0), sj,
+                   jnp.where(marg, jnp.clip(r[:, None] - s_m[:, None] + sj, 0, sj), 0))
+    over = jnp.sum(c0, axis=0) > s
+    need = jnp.where(case_a & jnp.any(over), d + jnp.max(s), 0)
+    lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
 
-    def body(_, lh):
-        lo, hi = lh
-        mid = lo + (hi - lo) // 2
-        still = own_price_demand(v, d, s, p, mid) > s
-        still_open = hi - lo > 1
-        return (jnp.where(still_open & still, mid, lo),
-                jnp.where(still_open & ~still, mid, hi))
+    def units_at(w):                      # C_i(w) for mu_i >= w > 0, from the levels
+        def add(t, acc):
+            lt = jax.lax.dynamic_index_in_dim(lam, t, axis=1)
+            ct = jax.lax.dynamic_index_in_dim(cnt, t, axis=1)
+            return acc + jnp.where(lt >= w, ct, 0)
+        # the first levels unrolled (one fused pass; unused ones hold no units), the rest,
+        # if any buyer needs more, in a loop
+        acc = jnp.broadcast_to(q0[:, None], w.shape)
+        for t in range(min(m, _UNROLLED_LEVELS)):
+            acc = add(t, acc)
+        return jax.lax.fori_loop(min(m, _UNROLLED_LEVELS), jnp.maximum(levels, _UNROLLED_LEVELS),
+                                 add, acc)
 
-    lo, hi = jax.lax.fori_loop(0, nbits, body, (lo, hi), unroll=True)
-    return hi
+    def still_over(q):                    # D_j(q) > s_j, for q >= p_j
+        w = v - q[None, :]
+        c = jnp.where(w > mu[:, None], sj, jnp.clip(d[:, None] + sj - units_at(w), 0, sj))
+        return jnp.sum(jnp.where(w > 0, c, 0), axis=0) > s
+
+    # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
+    top = jnp.maximum(jnp.max(u, axis=0), 0)
+    lo = jnp.where(over, p, p - 1)
+    hi = jnp.where(over, p + top, p)
+    _, T = _bisect(still_over, lo, hi)
+    return T
 
 
 def batched(fn, n_batch_axes: int = 1):

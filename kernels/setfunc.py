@@ -29,13 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: full float32 accuracy for bundle prices: GPUs otherwise run float32 matmuls in TF32
-#: (10-bit mantissa), which breaks the demand tie-breaking and envy checks.
-_EXACT = jax.lax.Precision.HIGHEST
-
 __all__ = ["subset_bits", "set_prices", "item_demand", "bundle_demand", "welfare_dp",
-           "dp_backtrack", "lyapunov", "ascending_auction", "AuctionState", "CWEState",
-           "cwe_dynamics", "popcount"]
+           "dp_backtrack", "lyapunov", "ordered_sum", "ascending_auction", "AuctionState",
+           "CWEState", "cwe_dynamics", "popcount"]
 
 
 # --------------------------------------------------------------------------- index tables
@@ -76,9 +72,21 @@ def _submask_groups(m: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
 
 
 # --------------------------------------------------------------------------- demand queries
+def _slot_sums(prices: jax.Array, k: int) -> jax.Array:
+    """``(..., k) -> (..., 2**k)``: entry ``S`` is ``sum_{j in S} p_j``, added item by item
+    in index order (one fixed rounding order for every batch shape and device, and exact
+    float32 on GPUs, which run float32 matmuls in TF32)."""
+    bits = _bits_np(k)
+    out = jnp.zeros(prices.shape[:-1] + (2 ** k,), prices.dtype)
+    for j in range(k):
+        out = out + jnp.where(jnp.asarray(bits[:, j] == 1), prices[..., j:j + 1], 0)
+    return out
+
+
 def set_prices(prices: jax.Array, m: int) -> jax.Array:
-    """Price of every set: ``(..., m) -> (..., 2**m)``, ``P[S] = sum_{j in S} p_j``."""
-    return jnp.matmul(prices, subset_bits(m, prices.dtype).T, precision=_EXACT)
+    """Price of every set: ``(..., m) -> (..., 2**m)``, ``P[S] = sum_{j in S} p_j`` (summed
+    in item order)."""
+    return _slot_sums(prices, m)
 
 
 def item_demand(values: jax.Array, prices: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -115,8 +123,7 @@ def bundle_demand(values: jax.Array, bundles: jax.Array, prices: jax.Array,
     k = bundles.shape[-1]
     bits = jnp.asarray(_bits_np(k))                                   # (2^K, K)
     unions = _bundle_unions(bundles)                                  # (..., 2^K)
-    cost = jnp.matmul(prices.astype(values.dtype), bits.T.astype(values.dtype),
-                      precision=_EXACT)                                # (..., 2^K)
+    cost = _slot_sums(prices.astype(values.dtype), k)                 # (..., 2^K)
     vals = jnp.take_along_axis(values, unions[..., None, :], axis=-1)  # (..., n, 2^K)
     util = vals - cost[..., None, :]
     bad = jnp.any((bundles[..., None, :] == 0) & (bits == 1), axis=-1)  # uses an empty slot
@@ -129,7 +136,8 @@ def bundle_demand(values: jax.Array, bundles: jax.Array, prices: jax.Array,
 
 
 # --------------------------------------------------------------------------- welfare DP
-def welfare_dp(values: jax.Array) -> tuple[jax.Array, jax.Array]:
+def welfare_dp(values: jax.Array, live: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
     """Exact welfare maximisation by the subset DP over ``2**m`` sets.
 
     ``f_{-1} = 0``; ``f_i(S) = max_{T subset S} v_i(T) + f_{i-1}(S \\ T)``. Returns
@@ -137,7 +145,9 @@ def welfare_dp(values: jax.Array) -> tuple[jax.Array, jax.Array]:
     ``choice (..., n, 2**m)`` int32, the set buyer ``i`` takes when ``S`` is left for
     buyers ``0..i`` (use :func:`dp_backtrack`). Work ``n 3^m`` per market, vectorised over
     the leading axes (memory ``batch x 3^m``); a ``lax.scan`` over buyers, and the submask
-    pairs grouped by ``|S|`` into ``m + 1`` dense gathers (no scatter).
+    pairs grouped by ``|S|`` into ``m + 1`` dense gathers (no scatter). ``live`` ``(n,)``
+    bool (optional): buyers marked False are skipped (``f_i = f_{i-1}``, they take
+    nothing), so padding buyers change no value and no choice.
     """
     t = values.shape[-1]
     m = int(round(np.log2(t)))
@@ -158,8 +168,16 @@ def welfare_dp(values: jax.Array) -> tuple[jax.Array, jax.Array]:
         new_c = jnp.concatenate(cs, axis=-1)[..., inv].astype(jnp.int32)
         return new_f, new_c
 
+    n = values.shape[-2]
+    live = jnp.ones((n,), bool) if live is None else jnp.asarray(live, bool)
+
+    def masked(f, xs):
+        v, keep = xs
+        new_f, new_c = step(f, v)
+        return jnp.where(keep, new_f, f), jnp.where(keep, new_c, 0)
+
     f0 = jnp.zeros(batch + (t,), values.dtype)
-    f, choice = jax.lax.scan(step, f0, jnp.moveaxis(values, -2, 0))
+    f, choice = jax.lax.scan(masked, f0, (jnp.moveaxis(values, -2, 0), live))
     return f[..., t - 1], jnp.moveaxis(choice, 0, -2)
 
 
@@ -181,12 +199,29 @@ def dp_backtrack(choice: jax.Array) -> jax.Array:
 
 
 # --------------------------------------------------------------------------- Lyapunov / auction
+def ordered_sum(x: jax.Array) -> jax.Array:
+    """Sum over the last axis, left to right (``((x_0 + x_1) + x_2) + ...``): the order
+    does not depend on the axis length, so trailing zeros (padding buyers) change no bit
+    of the result, which a tree reduction does not promise."""
+    n = x.shape[-1]
+    if n == 0:
+        return jnp.zeros(x.shape[:-1], x.dtype)
+    if n <= 64:
+        acc = x[..., 0]
+        for i in range(1, n):
+            acc = acc + x[..., i]
+        return acc
+    xs = jnp.moveaxis(x, -1, 0)
+    return jax.lax.fori_loop(1, n, lambda i, a: a + xs[i], xs[0])
+
+
 def lyapunov(values: jax.Array, prices: jax.Array) -> jax.Array:
     """``L(p) = sum_j p_j + sum_i max_S (v_i(S) - p(S))``: the configuration-LP dual objective
     at ``u_i = `` indirect utility. ``min_{p >= 0} L`` is the LP value; a WE exists iff it
-    equals the optimal welfare, and then the minimisers are exactly the WE prices."""
+    equals the optimal welfare, and then the minimisers are exactly the WE prices. The sum
+    over buyers is :func:`ordered_sum` (buyers who value nothing add exact zeros)."""
     _, u = item_demand(values, prices)
-    return jnp.sum(prices, axis=-1) + jnp.sum(u, axis=-1)
+    return jnp.sum(prices, axis=-1) + ordered_sum(u)
 
 
 class AuctionState(NamedTuple):

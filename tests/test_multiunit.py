@@ -288,6 +288,14 @@ def test_start_above_pstar_is_repaired_or_flagged():
 
 # --------------------------------------------------------------- kernel vs brute force --
 
+# the kernels jitted once (an eager call of a while_loop kernel compiles it every time)
+_jit_bundles = jax.jit(greedy.preferred_bundles)
+_jit_forced = jax.jit(greedy.forced_units)
+_jit_long_step = jax.jit(greedy.long_step)
+_jit_own_demand = jax.jit(greedy.own_price_demand)
+_jit_jumps = jax.jit(greedy.singleton_jumps)
+
+
 def _all_bundles(d, s):
     for x in itertools.product(*[range(int(sj) + 1) for sj in s]):
         if sum(x) <= d:
@@ -347,10 +355,10 @@ def test_singleton_jumps_brute_force_and_below_pstar(seed):
         pq[j] = q
         return sum(_min_units_brute(V[i], d[i], s, pq, j) for i in range(n))
 
-    own = np.asarray(greedy.own_price_demand(*args, jnp.asarray(p, jnp.int32),
+    own = np.asarray(_jit_own_demand(*args, jnp.asarray(p, jnp.int32),
                                              jnp.asarray(p, jnp.int32)))
     assert own.tolist() == [D(j, p[j]) for j in range(m)]
-    new = np.asarray(greedy.singleton_jumps(*args, jnp.asarray(p, jnp.int32), nbits=6))
+    new = np.asarray(_jit_jumps(*args, jnp.asarray(p, jnp.int32)))
     assert (new >= p).all() and (new <= pstar).all(), (V, d, s, p, new, pstar)
     for j in range(m):
         assert D(j, new[j]) <= s[j]                       # no longer overdemanded
@@ -358,25 +366,79 @@ def test_singleton_jumps_brute_force_and_below_pstar(seed):
             assert D(j, new[j] - 1) > s[j]                # ... and not a unit earlier
 
 
-def test_pairwise_and_sort_kernels_agree(monkeypatch):
-    rng = np.random.default_rng(9)
-    V = jnp.asarray(rng.integers(0, 8, (20, 6, 7)), jnp.int32)
-    d = jnp.asarray(rng.integers(0, 5, (20, 6)), jnp.int32)
-    s = jnp.asarray(rng.integers(0, 3, (20, 7)), jnp.int32)
-    p = jnp.asarray(rng.integers(0, 8, (20, 7)), jnp.int32)
-    X = jnp.asarray(rng.random((20, 7)) < 0.4)
-    cap = jnp.asarray(1000, jnp.int32)
-    def run():
-        b = jax.vmap(greedy.preferred_bundles)(V, d, s, p)
-        f = jax.vmap(greedy.forced_units)(V, d, s, p, X)[0]
-        k = jax.vmap(greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(V, d, s, p, X, cap)
-        own = jax.vmap(greedy.own_price_demand)(V, d, s, p, p + 2 * X)
-        return [np.asarray(a) for a in (*b, f, k, own)]
-    pairwise = run()
-    monkeypatch.setattr(greedy, "PAIRWISE_MAX_OBJECTS", 0)
-    sorted_ = run()
-    for a, b in zip(pairwise, sorted_):
-        np.testing.assert_array_equal(a, b)
+def _ref_structure(v, d, s, p):
+    """Greedy structure of one buyer by an explicit sort over payoff levels (numpy)."""
+    u = v - p
+    F = np.zeros(len(v), bool)
+    rem = d
+    for lev in sorted({x for x in u if x > 0}, reverse=True):
+        at = u == lev
+        if s[at].sum() >= rem:
+            return F, at, rem, lev, True
+        F |= at
+        rem -= s[at].sum()
+    return F, u == 0, 0, 0, False
+
+
+def _ref_forced(v, d, s, p, X):
+    """The min-X-units greedy: payoff descending, ties outside X first, then by index."""
+    u = v - p
+    order = sorted(range(len(v)), key=lambda j: (-u[j], bool(X[j]), j))
+    taken = np.zeros(len(v), int)
+    rem = d
+    for j in order:
+        if u[j] > 0 and rem > 0:
+            taken[j] = min(s[j], rem)
+            rem -= taken[j]
+    return taken
+
+
+def _ref_own_demand(V, d, s, p, j, q):
+    u = V - p
+    w = V[:, j] - q
+    A = (np.where(u >= w[:, None], s, 0)).sum(1) - np.where(u[:, j] >= w, s[j], 0)
+    return int(np.where(w > 0, np.clip(d - A, 0, s[j]), 0).sum())
+
+
+@pytest.mark.parametrize("seed,n,m", [(0, 24, 60), (1, 24, 60), (2, 24, 60), (3, 7, 5)])
+def test_greedy_kernels_match_numpy_reference(seed, n, m):
+    """Structure, forced units, long step, own-price demand and jumps against plain numpy
+    references (explicit sorts and scans), on markets with many ties, zero supplies and
+    zero demands, up to 60 objects."""
+    rng = np.random.default_rng(seed)
+    hi = int(rng.choice([3, 8, 200]))
+    V = rng.integers(0, hi + 1, (n, m))
+    d = rng.integers(0, 6, n)
+    s = rng.integers(0, 4, m)
+    p = rng.integers(0, hi + 1, m)
+    X = rng.random(m) < 0.3
+    a = [jnp.asarray(x, jnp.int32) for x in (V, d, s, p)]
+    b = _jit_bundles(*a)
+    units, taken = _jit_forced(*a, jnp.asarray(X))
+    for i in range(n):
+        F, M, r, mu, case_a = _ref_structure(V[i], d[i], s, p)
+        assert np.asarray(b.strict[i]).tolist() == F.tolist()
+        assert np.asarray(b.marginal[i]).tolist() == M.tolist()
+        assert (int(b.r[i]), int(b.mu[i]), bool(b.case_a[i])) == (r, mu, case_a)
+        assert np.asarray(taken[i]).tolist() == _ref_forced(V[i], d[i], s, p, X).tolist()
+    slope0 = sum(_ref_forced(V[i], d[i], s, p, X)[X].sum() for i in range(n))
+    k = 1
+    while k < 2 * hi + 2:                  # first t at which some x_i(t) drops
+        pt = p + k * X
+        if sum(_ref_forced(V[i], d[i], s, pt, X)[X].sum() for i in range(n)) < slope0:
+            break
+        k += 1
+    cap = jnp.asarray(2 * hi + 2, jnp.int32)
+    assert int(_jit_long_step(*a, jnp.asarray(X), cap)) == min(k, 2 * hi + 2)
+    own = p + 2 * X
+    assert np.asarray(_jit_own_demand(*a, jnp.asarray(own, jnp.int32))).tolist() == \
+        [_ref_own_demand(V, d, s, p, j, own[j]) for j in range(m)]
+    T = np.asarray(_jit_jumps(*a))
+    for j in range(m):
+        q = p[j]
+        while _ref_own_demand(V, d, s, p, j, q) > s[j]:
+            q += 1
+        assert T[j] == q, (j, T[j], q)
 
 
 # ----------------------------------------------------------- edge cases, bad inputs --
