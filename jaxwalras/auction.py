@@ -24,6 +24,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .typing import ArrayLike, DevicesLike
+from ._progress import Progress
+
 from jaxwalras import auction_rounds as _rounds
 from jaxwalras import checks as _checks
 from jaxwalras import flows as _flows
@@ -97,7 +100,7 @@ UNIT_STEP_MAX_ROUNDS = 2**16
 DEFAULT_MAX_ROUNDS = 1_000_000
 
 
-def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
+def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None = None, *,
                               step: Step = "long", warm_start: bool = True,
                               backend: Literal["auto", "device", "host"] = "auto",
                               flow_solver: Literal["scipy", "networkx"] = "scipy",
@@ -105,7 +108,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
                               allocation: bool = True,
                               jumps: bool | None = None,
                               on_bad_start: Literal["restart", "report"] = "restart",
-                              devices: Any = None) -> AuctionResult:
+                              devices: DevicesLike = None,
+                              progress: bool | None = None) -> AuctionResult:
     """Buyer-optimal Walrasian prices and a Walrasian allocation by the ascending auction.
 
     Starting from ``start`` (default ``0``; any integer vector known to be ``<= p*``),
@@ -183,6 +187,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         Devices the kernels run on, the batch split over them
         (:func:`jaxwalras.resolve_devices`; default: :func:`jaxwalras.use_devices` or all
         local devices). The answer does not depend on them.
+    progress : bool, optional
+        A progress bar of finished markets on standard error, one update per round (``None``:
+        only when the environment variable ``JAXWALRAS_PROGRESS=1`` is set).
 
     Returns
     -------
@@ -301,6 +308,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
     prev_x = np.zeros((B, n, m), np.int64)
     rounds = 0
     lanes: list[_Lane] = []
+    bar = Progress(B, "auction", unit="market", enabled=progress)
     if on_device:
         t0 = time.perf_counter()
         prices, iterations, running, rounds, (strict, marginal, r, case_a) = \
@@ -337,7 +345,11 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
         strict[rows], marginal[rows], r[rows], case_a[rows] = newb
         lane.pending = None
 
+    n_done = 0
     while any(len(lane.active) and lane.rounds < max_rounds for lane in lanes):
+        left = sum(len(lane.active) for lane in lanes)
+        bar.update(B - left - n_done, round=max(lane.rounds for lane in lanes))
+        n_done = B - left
         if len(lanes) > 1 and sum(len(lane.active) for lane in lanes) < PIPELINE_MIN_MARKETS:
             # few markets left: one lane (one flow and one kernel call per round)
             t0 = time.perf_counter()
@@ -406,6 +418,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: Any = None, *,
             collect(lane)
         status[lane.active] = Status.ROUND_LIMIT
         rounds = max(rounds, lane.rounds)
+    bar.update(B - n_done if lanes else B)
+    bar.close()
 
     alloc = np.zeros((B, n, m), np.int64)
     t0 = time.perf_counter()
@@ -506,7 +520,7 @@ def _search_steps(M, prices, rows, X, s_np, backend):
     return lo, nprobe
 
 
-def reoptimize(old_market: MultiUnitMarket, old_prices: Any, new_market: MultiUnitMarket,
+def reoptimize(old_market: MultiUnitMarket, old_prices: ArrayLike, new_market: MultiUnitMarket,
                **kwargs: Any) -> AuctionResult:
     """Buyer-optimal prices of ``new_market`` warm-started from ``old_market``'s.
 

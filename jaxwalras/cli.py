@@ -122,7 +122,8 @@ def _cmd_auction(args: argparse.Namespace) -> int:
         raise _BadInput(str(exc)) from None
     res = buyer_optimal_equilibrium(mkt, step=args.step, backend=args.backend,
                                     max_rounds=args.max_rounds,
-                                    jumps=False if args.no_jumps else None)
+                                    jumps=False if args.no_jumps else None,
+                                    progress=_progress(args))
 
     def one(k: Any) -> dict:
         return {"prices": np.asarray(res.prices[k]).tolist(),

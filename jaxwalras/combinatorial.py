@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .typing import ArrayLike
+from .typing import ArrayLike, DevicesLike
 from . import _validation as _v
 from . import setfunction_chunks as _chunks
 from .kernels import setfunc as _k
@@ -260,7 +260,7 @@ def _optimal_flat(values: np.ndarray, devices: Any = None) -> tuple[np.ndarray, 
     return best, alloc
 
 
-def optimal_allocation(market: SetFunctionMarket, *, devices: Any = None
+def optimal_allocation(market: SetFunctionMarket, *, devices: DevicesLike = None
                        ) -> OptimalAllocationResult:
     """Exact welfare maximisation ``max sum_i v_i(X_i)`` over disjoint ``X_i``.
 

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 import jax
 import numpy as np
+
+from .typing import DevicesLike
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._validation import format_value
@@ -44,7 +46,7 @@ def _is_device(x: Any) -> bool:
     return hasattr(x, "platform") and hasattr(x, "id") and hasattr(x, "process_index")
 
 
-def resolve_devices(devices: Any = None) -> tuple:
+def resolve_devices(devices: DevicesLike = None) -> tuple:
     """The devices a batched call runs on, as a tuple of local ``jax.Device`` of one
     platform.
 
@@ -138,7 +140,7 @@ def resolve_devices(devices: Any = None) -> tuple:
 
 
 @contextlib.contextmanager
-def use_devices(devices: Any) -> Iterator[tuple]:
+def use_devices(devices: DevicesLike) -> Iterator[tuple]:
     """Run the library's batched kernels on ``devices`` inside the ``with`` block.
 
     Parameters

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .typing import ArrayLike, DevicesLike
+
 from jaxwalras._validation import as_int_array, broadcast_batch, warn_deprecated
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit_chunks import Padded, bundles_flat, chunked
@@ -274,8 +276,8 @@ def _check_prices(market: MultiUnitMarket, prices: Any, name: str = "prices") ->
     return jax.device_put(np.broadcast_to(p, batch + (market.n_objects,)).astype(np.int32))
 
 
-def preferred_bundles(market: MultiUnitMarket, prices: Any, *,
-                      devices: Any = None) -> PreferredBundles:
+def preferred_bundles(market: MultiUnitMarket, prices: ArrayLike, *,
+                      devices: DevicesLike = None) -> PreferredBundles:
     """Greedy preferred-bundle structure of every buyer at integer ``prices``.
 
     Runs as one jitted, vmapped device kernel over the whole batch (int32, exact within the
@@ -341,7 +343,7 @@ def preferred_bundles(market: MultiUnitMarket, prices: Any, *,
     return PreferredBundles(*(x.reshape(batch + x.shape[1:]) for x in res))
 
 
-def indirect_utility(market: MultiUnitMarket, prices: Any) -> np.ndarray:
+def indirect_utility(market: MultiUnitMarket, prices: ArrayLike) -> np.ndarray:
     """Indirect utility ``V_i(p) = max_x sum_j x_ij (v_ij - p_j)`` of every buyer.
 
     Parameters
@@ -373,7 +375,7 @@ def indirect_utility(market: MultiUnitMarket, prices: Any) -> np.ndarray:
     return preferred_bundles(market, prices).utility
 
 
-def lyapunov(market: MultiUnitMarket, prices: Any) -> np.ndarray:
+def lyapunov(market: MultiUnitMarket, prices: ArrayLike) -> np.ndarray:
     """The Lyapunov function ``Lyap(p) = sum_j s_j p_j + sum_i V_i(p)``.
 
     Walrasian prices are exactly its minimisers over ``p >= 0``; the buyer-optimal prices

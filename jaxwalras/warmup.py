@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .typing import DevicesLike
+
 from ._batching import BATCH_BASE, BATCH_FLOOR, dim_bucket, padded_size
 
 __all__ = ["warmup"]
@@ -111,7 +113,7 @@ def _warm_multiunit(example: Any, sizes: Sequence[tuple[int, int]] | None, top: 
 
 def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
            sizes: Sequence[tuple[int, int]] | None = None, fn: Callable[..., Any] | None = None,
-           devices: Any = None, **options: Any) -> list[tuple[str, tuple[int, ...]]]:
+           devices: DevicesLike = None, **options: Any) -> list[tuple[str, tuple[int, ...]]]:
     """Compile the device kernels a study will use, for every bucket it will meet.
 
     Parameters

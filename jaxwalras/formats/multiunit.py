@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..typing import PathLike
+
 from ..multiunit import MAX_UNITS, MAX_VALUE, MultiUnitMarket
 from ._common import FormatError, _describe, location, read_json, validate, write_json
 
@@ -96,7 +98,7 @@ def multiunit_market_from_dict(d: Any, *, path: Any = None, with_names: bool = F
     return (market, names) if with_names else market
 
 
-def load_multiunit_market(path: Any, *, with_names: bool = False) -> Any:
+def load_multiunit_market(path: PathLike, *, with_names: bool = False) -> Any:
     """Read a multi-unit market file (format in the module docstring).
 
     Parameters
@@ -152,7 +154,7 @@ def multiunit_market_to_dict(market: MultiUnitMarket, names: Any = None) -> dict
                                           for k in range(market.batch_shape[0])]}
 
 
-def save_multiunit_market(market: MultiUnitMarket, path: Any, *, names: Any = None) -> None:
+def save_multiunit_market(market: MultiUnitMarket, path: PathLike, *, names: dict | list | None = None) -> None:
     """Write a market (or a 1-D batch) as JSON; ``names`` as returned by the loader.
 
     Examples

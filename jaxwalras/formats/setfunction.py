@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..typing import PathLike
+
 from ..setfunction import MAX_ITEMS, SetFunctionMarket
 from ._common import FormatError, location, read_json, validate, write_json
 
@@ -103,7 +105,7 @@ def setfunction_market_from_dict(d: Any, *, path: Any = None, with_names: bool =
     return (market, names) if with_names else market
 
 
-def load_setfunction_market(path: Any, *, with_names: bool = False) -> Any:
+def load_setfunction_market(path: PathLike, *, with_names: bool = False) -> Any:
     """Read a combinatorial market given by XOR bids in JSON (format in the module
     docstring).
 
@@ -159,7 +161,7 @@ def setfunction_market_to_dict(market: SetFunctionMarket, names: Any = None) -> 
     return {"format": FORMAT, "markets": [one(vals[k], names[k]) for k in range(vals.shape[0])]}
 
 
-def save_setfunction_market(market: SetFunctionMarket, path: Any, *, names: Any = None) -> None:
+def save_setfunction_market(market: SetFunctionMarket, path: PathLike, *, names: dict | list | None = None) -> None:
     """Write a market (or a 1-D batch) as XOR bids in JSON; reading it back gives the same
     value tables exactly.
 
