@@ -94,6 +94,9 @@ def test_smoothed_equilibrium_batch_equals_the_loop():
     opts = dict(markup=0.1, tau=1e-2, stages=2, steps=2)
     s = jw.smoothed_equilibrium(eco, **opts)
     assert np.shape(s.prices) == (3, 2)
+    # unconverged, but still prices: finite and >= 0 (the implicit-derivative step used to
+    # overshoot to -0.43 here)
+    assert np.all(np.isfinite(np.asarray(s.prices))) and np.all(np.asarray(s.prices) >= 0)
     for b in range(3):
         one = jw.smoothed_equilibrium(eco[b], **opts)
         np.testing.assert_allclose(np.asarray(one.prices), np.asarray(s.prices)[b],
