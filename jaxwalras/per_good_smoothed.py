@@ -114,8 +114,17 @@ def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: ArrayLike, rese
     """
     if not isinstance(economy, MenuEconomy):
         raise TypeError(f"economy: expected a jaxwalras.MenuEconomy, got {type(economy).__name__}")
-    if not isinstance(tau, (int, float)) or not 0 < tau <= 1:
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
         raise ValueError(f"tau: must be a number in (0, 1], got {tau!r}")
+    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
+        raise ValueError(f"iters: must be an integer >= 1, got {iters!r}")
+    for nm, z in (("markups", markups), ("reserve", reserve)):
+        if not isinstance(z, jax.core.Tracer):        # traced arguments pass unchecked
+            zz = np.asarray(z, np.float64)
+            if not np.all(np.isfinite(zz)):
+                raise ValueError(f"{nm}: must be finite, got {z!r}")
+            if nm == "markups" and zz.size and zz.min() <= -1:
+                raise ValueError(f"markups: must be > -1 (buyers pay (1+markup) p), got {z!r}")
     dt = jnp.result_type(float)
     L = economy.n_goods
     a = jnp.asarray(markups, dt)
