@@ -13,12 +13,13 @@ them as an option; that is how ``auction-rounds`` sweeps ``step`` and ``jumps``.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
+
+from ._resolve import import_callable
 
 __all__ = ["Batch", "Capability", "CAPABILITIES", "get_capability"]
 
@@ -341,15 +342,7 @@ def get_capability(spec: Any, field: str = "compute") -> Capability:
     if spec in CAPABILITIES:
         return CAPABILITIES[spec]
     if ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            fn = importlib.import_module(mod)
-            for part in attr.split("."):
-                fn = getattr(fn, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"{field}: cannot import {spec!r} ({exc})") from None
-        if not callable(fn):
-            raise ValueError(f"{field}: {spec!r} is not callable")
+        fn = import_callable(spec, field)
         named, open_ = _named_options(fn)
         return Capability(spec, fn, None, named, open_, fn.__doc__ or "")
     raise ValueError(f"{field}: unknown capability {spec!r}; built-in capabilities are "

@@ -11,11 +11,12 @@ it is solved in, on the order of the grid or on the number of processes.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+
+from ._resolve import import_callable
 
 __all__ = ["Generator", "GENERATORS", "get_generator", "stack_markets",
            "single_good_market", "multiunit_market", "menu_economy", "fixed_cost_market",
@@ -169,15 +170,7 @@ def get_generator(spec: Any, field: str = "generator") -> Generator:
     if spec in GENERATORS:
         return GENERATORS[spec]
     if ":" in spec:
-        mod, _, attr = spec.partition(":")
-        try:
-            fn = importlib.import_module(mod)
-            for part in attr.split("."):
-                fn = getattr(fn, part)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"{field}: cannot import {spec!r} ({exc})") from None
-        if not callable(fn):
-            raise ValueError(f"{field}: {spec!r} is not callable")
+        fn = import_callable(spec, field)
         return Generator(spec, fn, _params_of(fn, spec), fn.__doc__ or "")
     raise ValueError(f"{field}: unknown generator {spec!r}; built-in generators are "
                      f"{', '.join(sorted(GENERATORS))}, or give 'package.module:function'")
