@@ -21,8 +21,8 @@ the allocation; the budget ``p.x >= u p.y`` is bilinear.  Hence:
   returns has an outcome (certified afterwards in float64); it is certified least when it
   equals the lower bound.
 
-Money enters only through ``V`` and ``C``; both are divided by the economy's own scale
-before the LPs (``u`` is dimensionless), so the answer does not depend on the unit.
+Money enters only through ``V`` and ``C``; both are divided by the economy's own money
+scale (the power of two of :func:`jaxwalras.highs.lp_scales`) before the LPs (``u`` is dimensionless), so the answer does not depend on the unit.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .economy import MenuArrays
-from .highs import dual_simplex
+from .highs import dual_simplex, lp_scales
 from .menu_host import SEARCH_RTOL, outcome_check
 from .posted_markups import _outcomes
 
@@ -93,16 +93,18 @@ def least_markup_enumerated(A: MenuArrays, R: np.ndarray, max_markup: float,
     X, V, bm, Y, C, sm = (np.asarray(a) for a in A)
     N, L = X.shape[0], X.shape[-1]
     F = Y.shape[0]
-    scale = max(float(np.max(np.abs(np.where(bm, V, 0.0)), initial=0.0)),
-                float(np.max(np.abs(np.where(sm, C, 0.0)), initial=0.0)))
-    s = scale if scale > 0 else 1.0
+    A1 = MenuArrays(*(z[None] for z in (X, V, bm, Y, C, sm)))    # a batch of one
+    s = float(lp_scales(A1, R[None])[0][0])      # the money scale every library LP uses
     Vn, Cn = np.where(bm, V / s, 0.0), np.where(sm, C / s, 0.0)
     out = _outcomes(bm, sm, max_outcomes)                       # (M, N + F)
     cbs, css = out[:, :N], out[:, N:]
-    x = X[np.arange(N), cbs].sum(1) if N else np.zeros((len(out), L))
-    y = Y[np.arange(F), css].sum(1)
-    qscale = np.maximum(np.abs(x).sum(-1), np.abs(y).sum(-1))
-    phys = np.all(y - x - R[None, :] >= -SEARCH_RTOL * np.maximum(qscale, 1.0)[:, None], -1)
+    xs = X[np.arange(N), cbs] if N else np.zeros((len(out), 0, L))      # (M, N, L)
+    ys = Y[np.arange(F), css]                                              # (M, F, L)
+    x, y = xs.sum(1), ys.sum(1)
+    # production covers consumption plus the set-aside, per good, to the tolerance of
+    # outcome_check (relative to the quantities moved in that good)
+    qtol = SEARCH_RTOL * (np.abs(xs).sum(1) + np.abs(ys).sum(1) + np.abs(R)[None, :])
+    phys = np.all(y - x - R[None, :] >= -qtol, -1)
     u_min = 1.0 / (1.0 + max_markup)
     lps = 0
     cands = []
@@ -128,8 +130,7 @@ def least_markup_enumerated(A: MenuArrays, R: np.ndarray, max_markup: float,
         if p is None:
             return None
         p = np.maximum(p, 0.0) * s
-        chk = outcome_check(MenuArrays(*(z[None] for z in (X, V, bm, Y, C, sm))),
-                            np.array([a]), p[None], cbs[m][None], css[m][None],
+        chk = outcome_check(A1, np.array([a]), p[None], cbs[m][None], css[m][None],
                             set_aside=R[None], rtol=SEARCH_RTOL)
         ok = bool(chk.buyers_ok[0] & chk.sellers_ok[0] & chk.feasible[0] & chk.prices_ok[0]
                   & chk.budget_ok[0])
