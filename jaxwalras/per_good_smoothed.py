@@ -19,6 +19,7 @@ import numpy as np
 
 from .typing import ArrayLike
 from .economy import MenuEconomy
+from .smoothed import _check_concrete
 from .kernels.smoothed_dual import normalisation
 
 __all__ = ["per_good_smoothed_equilibrium"]
@@ -118,13 +119,7 @@ def per_good_smoothed_equilibrium(economy: MenuEconomy, markups: ArrayLike, rese
         raise ValueError(f"tau: must be a number in (0, 1], got {tau!r}")
     if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
         raise ValueError(f"iters: must be an integer >= 1, got {iters!r}")
-    for nm, z in (("markups", markups), ("reserve", reserve)):
-        if not isinstance(z, jax.core.Tracer):        # traced arguments pass unchecked
-            zz = np.asarray(z, np.float64)
-            if not np.all(np.isfinite(zz)):
-                raise ValueError(f"{nm}: must be finite, got {z!r}")
-            if nm == "markups" and zz.size and zz.min() <= -1:
-                raise ValueError(f"markups: must be > -1 (buyers pay (1+markup) p), got {z!r}")
+    _check_concrete(economy, markups, reserve, markup_name="markups")
     dt = jnp.result_type(float)
     L = economy.n_goods
     a = jnp.asarray(markups, dt)

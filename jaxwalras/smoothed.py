@@ -101,14 +101,17 @@ def _concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _check_concrete(economy: MenuEconomy, markup: Any, reserve: Any) -> None:
-    """Validate the arguments that are concrete (traced ones pass through unchecked)."""
+def _check_concrete(economy: MenuEconomy, markup: Any, reserve: Any, *,
+                    markup_name: str = "markup") -> None:
+    """Validate the arguments that are concrete (traced ones pass through unchecked);
+    ``markup_name`` is the caller's name of the markup argument."""
     if _concrete(markup):
         a = np.asarray(markup, dtype=np.float64)
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"markup: must be finite, got {markup!r}")
+            raise ValueError(f"{markup_name}: must be finite, got {markup!r}")
         if a.size and a.min() <= -1:
-            raise ValueError(f"markup: must be > -1 (buyers pay (1+markup) p), got {markup!r}")
+            raise ValueError(f"{markup_name}: must be > -1 (buyers pay (1+markup) p), "
+                             f"got {markup!r}")
     if _concrete(reserve):
         r = np.asarray(reserve, dtype=np.float64)
         if not np.all(np.isfinite(r)):
@@ -129,9 +132,9 @@ def _check_concrete(economy: MenuEconomy, markup: Any, reserve: Any) -> None:
                                  "0): change the unit of money or quantity, or run it under "
                                  "`with jax.enable_x64(True):`")
     if _concrete(reserve):
-        r = np.broadcast_to(np.asarray(reserve, np.float64), economy.batch_shape + (X.shape[-1],)) \
-            if np.ndim(reserve) else np.full(economy.batch_shape + (X.shape[-1],), float(reserve))
-        made = np.any(np.where(sm[..., None], Y, 0.0) > 0, (-2, -3))
+        made = np.any(np.where(sm[..., None], Y, 0.0) > 0, (-2, -3))     # batch + (L,)
+        # the reserve may carry batch axes of its own (it broadcasts with the economy)
+        r, made = np.broadcast_arrays(np.asarray(reserve, np.float64), made)
         bad = (r > 0) & ~made
         if bad.any():
             raise ValueError(f"reserve: a positive reserve {r[bad].ravel()[0]!r} of a good no seller "
