@@ -303,12 +303,14 @@ def _draw(economies: Any, n: int | None, key: Any, what: str) -> MenuEconomy:
                     f"MenuEconomy, got {type(economies).__name__}")
 
 
-def _loss(raw, data, thresh, nb, thresh_all, nb_all, temp, lam_mult, rho, target, scale0,
-          obj_scale, star_scale, tau_dyn, *, rule, objective, constraint, tau, smooth):
-    """Surrogate loss of one minibatch and its parts (see the module docstring); ``tau`` is
-    static for :func:`jaxwalras.smoothed_equilibrium`, ``tau_dyn`` traced for the
-    per-good solver."""
-    X, V, bm, Y, C, sm = data
+def _loss(raw, batch, c, temp, lam_mult, tau_dyn, tau, *, rule, objective, constraint, smooth,
+          has_target):
+    """Surrogate loss of one minibatch and its parts (see the module docstring); ``c``
+    holds the traced constants; ``tau`` is static for
+    :func:`jaxwalras.smoothed_equilibrium`, ``tau_dyn`` traced for the per-good solver."""
+    X, V, bm, Y, C, sm, thresh, nb = batch
+    thresh_all, nb_all, scale0 = c["thresh_all"], c["nb_all"], c["scale0"]
+    obj_scale, star_scale = c["obj_scale"], c["star_scale"]
     B, L = X.shape[0], X.shape[-1]
     theta = scale0 * jnp.exp(raw)
     if rule == "inverse_n":
@@ -346,17 +348,106 @@ def _loss(raw, data, thresh, nb, thresh_all, nb_all, temp, lam_mult, rho, target
         obj = pf
     else:
         obj = -jnp.mean(abar)
-    loss = -obj / obj_scale
-    if target is not None:
-        g = target - pf                     # constraint g <= 0
-        if constraint == "lagrangian":      # augmented Lagrangian (inequality form)
-            loss = loss + jnp.where(lam_mult + rho * g >= 0, lam_mult * g + 0.5 * rho * g ** 2,
-                                    -lam_mult ** 2 / (2 * rho))
-        elif constraint == "switching":     # objective step if feasible, else constraint step
-            loss = jnp.where(g <= 0, loss, g)
-        else:
-            loss = loss + 0.5 * rho * jnp.maximum(g, 0.0) ** 2
-    return loss, (obj, pf)
+    return _constrained(-obj / obj_scale, pf, c["target"] if has_target else None, lam_mult,
+                        c["rho"], constraint), (obj, pf)
+
+
+def _constrained(loss, pf, target, lam_mult, rho, constraint):
+    """The loss with the constraint ``pf >= target`` (``None``: unconstrained) handled by
+    ``constraint`` (see :func:`tune_markups`)."""
+    if target is None:
+        return loss
+    g = target - pf                     # constraint g <= 0
+    if constraint == "lagrangian":      # augmented Lagrangian (inequality form)
+        return loss + jnp.where(lam_mult + rho * g >= 0, lam_mult * g + 0.5 * rho * g ** 2,
+                                -lam_mult ** 2 / (2 * rho))
+    if constraint == "switching":       # objective step if feasible, else constraint step
+        return jnp.where(g <= 0, loss, g)
+    return loss + 0.5 * rho * jnp.maximum(g, 0.0) ** 2
+
+
+#: the tuners' optimisers, built once so that the compiled step is reused across calls
+#: (the learning rate is a hyperparameter set at every step)
+_OPTIMISERS = {"adam": optax.inject_hyperparams(optax.adam)(learning_rate=0.0, b1=0.5),
+               "sgd": optax.inject_hyperparams(optax.sgd)(learning_rate=0.0)}
+
+
+@functools.partial(jax.jit, static_argnames=("loss", "static", "tau_s", "opt", "normalise"))
+def _step(raw, state, batch, consts, temp, mult, tau_d, lr, *, loss, static, tau_s, opt,
+          normalise):
+    """One optimiser step on ``loss``; compiled once per (loss, options, shapes)."""
+    (_, (obj, pf)), gr = jax.value_and_grad(loss, has_aux=True)(
+        raw, batch, consts, temp, mult, tau_d, tau_s, **dict(static))
+    gr = jnp.where(jnp.isfinite(gr), gr, 0.0)          # a failed smoothed solve: no step
+    if normalise:
+        gr = gr / (jnp.linalg.norm(gr) + 1e-30)
+    state = state._replace(hyperparams={**state.hyperparams, "learning_rate": lr})
+    upd, state = _OPTIMISERS[opt].update(gr, state, raw)
+    return optax.apply_updates(raw, upd), state, obj, pf
+
+
+def _optimise(loss: Callable, static: dict, consts: dict, arrays: list, size: int, *,
+              steps: int, tau: tuple, static_tau: bool, temperature: tuple,
+              learning_rate: float, constraint: str, target: float | None,
+              dual_learning_rate: float, batch_size: int, key: int):
+    """The optax loop shared by the tuners.
+
+    ``loss(raw, batch, consts, temp, mult, tau_dyn, tau_static, **static)`` returns
+    ``(loss, (objective, P(feasible)))``; ``batch`` holds the minibatch rows of ``arrays``,
+    ``consts`` traced constants, ``static`` hashable options; ``raw`` (``size`` entries)
+    starts at 0.  The ``tau`` stages split ``steps`` evenly (``static_tau``: one
+    compilation per stage); the temperature is annealed geometrically, the learning rate
+    by optax's cosine schedule.  Returns the answer (switching: the mean of the feasible
+    iterates of the last quarter, Lan and Zhou's cooperative stochastic approximation;
+    else the last iterate) and the trajectory (``raw`` per step, objective, feasibility,
+    multiplier, tau, temperature).
+    """
+    B = arrays[0].shape[0]
+    n_stage = len(tau)
+    per = [steps // n_stage + (1 if s < steps % n_stage else 0) for s in range(n_stage)]
+    lrs = np.asarray(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)(
+        np.arange(steps)), np.float64)
+    switching = constraint == "switching" and target is not None
+    # switching: normalised gradient steps (the two gradients have unrelated scales)
+    opt = "sgd" if switching else "adam"
+    dt = jnp.result_type(float)
+    kept = []
+    raw = jnp.zeros(size, dt)
+    state = _OPTIMISERS[opt].init(raw)
+    consts = {k: jnp.asarray(v, dt) for k, v in consts.items()}
+    stat = tuple(sorted(static.items()))
+    rng = np.random.default_rng(key)
+    mult = 0.0
+    t0, t1 = (float(t) for t in temperature)
+    bs = min(int(batch_size), B)
+    traj: dict[str, list[Any]] = {k: [] for k in ("raw", "objective", "feasibility",
+                                                  "multiplier", "tau", "temperature")}
+    k = 0
+    for s, ts in enumerate(tau):
+        for _ in range(per[s]):
+            temp = t0 * (t1 / t0) ** (k / max(steps - 1, 1))
+            idx = np.sort(rng.choice(B, bs, replace=False)) if bs < B else np.arange(B)
+            batch = tuple(jnp.asarray(z[idx], dt) if z.dtype != bool else jnp.asarray(z[idx])
+                          for z in arrays)
+            before = np.asarray(raw, np.float64)
+            raw, state, obj, pf = _step(raw, state, batch, consts, temp, mult, float(ts),
+                                        float(lrs[k]), loss=loss, static=stat,
+                                        tau_s=float(ts) if static_tau else None, opt=opt,
+                                        normalise=switching)
+            if switching and k >= steps - steps // 4 and target is not None \
+                    and float(pf) >= target:
+                kept.append(before)
+            if target is not None and constraint == "lagrangian":
+                mult = max(0.0, mult + float(dual_learning_rate) * (target - float(pf)))
+            traj["raw"].append(np.asarray(raw, np.float64))
+            traj["objective"].append(float(obj))
+            traj["feasibility"].append(float(pf))
+            traj["multiplier"].append(mult)
+            traj["tau"].append(float(ts))
+            traj["temperature"].append(temp)
+            k += 1
+    last = np.mean(kept, 0) if kept else np.asarray(raw, np.float64)
+    return last, traj
 
 
 def tune_markups(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy], *,
@@ -530,7 +621,6 @@ def tune_markups(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy],
     else:
         smooth = objective in ("welfare", "revenue") or rule == "per_good"
         A = train.host_arrays()
-        dt = jnp.result_type(float)
         fdata = [A.X, A.V, A.bm, A.Y, A.C, A.sm]
         obj_scale = 1.0
         if objective == "welfare":
@@ -539,65 +629,21 @@ def tune_markups(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy],
             obj_scale = float(np.mean(np.abs(A.V).max((1, 2))))
         elif objective == "markup":
             obj_scale = default / (float(np.median(nb)) if rule == "inverse_n" else 1.0)
-        n_stage = len(tau)
-        per = [steps // n_stage + (1 if s < steps % n_stage else 0) for s in range(n_stage)]
-        sched = optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05)
-        switching = constraint == "switching" and min_feasibility is not None
-        # switching: normalised gradient steps (the two gradients have unrelated scales)
-        opt = optax.sgd(sched) if switching else optax.adam(sched, b1=0.5)
-        kept = []
-        raw = jnp.zeros(size, dt)
-        state = opt.init(raw)
-        rng = np.random.default_rng(key)
-        star_all, nb_all = jnp.asarray(star, dt), jnp.asarray(nb, dt)
-        mult = 0.0
-        t0, t1 = (float(t) for t in temperature)
-        dual = float(dual_learning_rate)
-        bs = min(int(batch_size), B)
-        traj: dict[str, list[Any]] = {k: [] for k in (name, "objective", "feasibility",
-                                                      "multiplier", "tau", "temperature")}
         target = None if min_feasibility is None else float(min_feasibility)
-
-        @functools.partial(jax.jit, static_argnames=("tau_s",))
-        def step(raw, state, data, thr, nbm, temp, mult, tau_d, *, tau_s):
-            (_, (obj, pf)), gr = jax.value_and_grad(_loss, has_aux=True)(
-                raw, data, thr, nbm, star_all, nb_all, temp, mult, float(penalty), target,
-                jnp.asarray(start, dt), obj_scale, star_scale, tau_d, rule=rule,
-                objective=objective, constraint=constraint, tau=tau_s, smooth=smooth)
-            gr = jnp.where(jnp.isfinite(gr), gr, 0.0)     # a failed smoothed solve: no step
-            if switching:
-                gr = gr / (jnp.linalg.norm(gr) + 1e-30)
-            upd, state = opt.update(gr, state, raw)
-            return optax.apply_updates(raw, upd), state, obj, pf
-
-        k = 0
-        for s, ts in enumerate(tau):
-            for _ in range(per[s]):
-                temp = t0 * (t1 / t0) ** (k / max(steps - 1, 1))
-                idx = np.sort(rng.choice(B, bs, replace=False)) if bs < B else np.arange(B)
-                data = tuple(jnp.asarray(z[idx]) for z in fdata)
-                before = np.asarray(raw, np.float64)
-                raw, state, obj, pf = step(
-                    raw, state, data, jnp.asarray(star[idx], dt), jnp.asarray(nb[idx], dt), temp,
-                    mult, float(ts), tau_s=None if rule == "per_good" else float(ts))
-                if switching and k >= steps - steps // 4 and target is not None \
-                        and float(pf) >= target:
-                    kept.append(before)
-                if target is not None and constraint == "lagrangian":
-                    mult = max(0.0, mult + dual * (target - float(pf)))
-                th = start * np.exp(np.asarray(raw, np.float64))
-                traj[name].append(th if rule == "per_good" else th[0])
-                traj["objective"].append(float(obj))
-                traj["feasibility"].append(float(pf))
-                traj["multiplier"].append(mult)
-                traj["tau"].append(float(ts))
-                traj["temperature"].append(temp)
-                k += 1
-        # switching: the average of the feasible iterates of the last quarter (Lan and
-        # Zhou's cooperative stochastic approximation), else the last iterate
-        last = np.mean(kept, 0) if kept else np.asarray(raw, np.float64)
+        last, traj = _optimise(
+            _loss, dict(rule=rule, objective=objective, constraint=constraint, smooth=smooth,
+                        has_target=target is not None),
+            dict(thresh_all=star, nb_all=nb, rho=float(penalty), target=target or 0.0,
+                 scale0=start, obj_scale=obj_scale, star_scale=star_scale),
+            fdata + [star, nb], size, steps=int(steps), tau=tuple(tau),
+            static_tau=rule != "per_good", temperature=tuple(temperature),
+            learning_rate=learning_rate, constraint=constraint, target=target,
+            dual_learning_rate=dual_learning_rate, batch_size=batch_size, key=key)
+        ths = [start * np.exp(r) for r in traj.pop("raw")]
+        traj[name] = [th if rule == "per_good" else th[0] for th in ths]
         theta = start * np.exp(last)
-        trajectory = {kk: np.asarray(v) for kk, v in traj.items()}
+        trajectory = {kk: np.asarray(traj[kk]) for kk in (name, "objective", "feasibility",
+                                                          "multiplier", "tau", "temperature")}
         iters = int(steps)
     if not np.all(np.isfinite(theta)):
         raise FloatingPointError(f"tune_markups: the parameters became non-finite ({theta}); "
