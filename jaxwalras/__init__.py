@@ -46,6 +46,8 @@ from .multiunit_sensitivity import MultiUnitPriceInfo, buyer_optimal_prices
 from .posted_markups import PostedOutcome, posted_markup_outcomes
 from .tuning import (MarkupEvaluation, TuningResult, evaluate_markups, exact_markup_quantile,
                      per_good_smoothed_equilibrium, policy_markups, tune_markups)
+from .tuning_reserves import (RESERVE_THRESHOLD_GRID, ReserveEvaluation, ReserveTuningResult,
+                              evaluate_reserves, reserve_thresholds, tune_reserves)
 
 # --- combinatorial markets -------------------------------------------------------------
 from .setfunction import SetFunctionMarket, allocation_welfare
@@ -103,7 +105,8 @@ __all__ = [
     # mechanism tuning
     "PostedOutcome", "posted_markup_outcomes", "MarkupEvaluation", "TuningResult",
     "evaluate_markups", "exact_markup_quantile", "per_good_smoothed_equilibrium",
-    "policy_markups", "tune_markups",
+    "policy_markups", "tune_markups", "ReserveEvaluation", "ReserveTuningResult",
+    "evaluate_reserves", "reserve_thresholds", "tune_reserves", "RESERVE_THRESHOLD_GRID",
     # combinatorial
     "SetFunctionMarket", "allocation_welfare", "DemandResult", "ItemPriceAuctionResult",
     "ItemPriceWelfareResult", "OptimalAllocationResult", "WalrasianResult",

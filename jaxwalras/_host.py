@@ -60,6 +60,9 @@ HOST_FUNCTIONS: dict[str, str] = {
     "policy_markups": "the rule's formula in jax.numpy (uniform: a; per good: a_l; "
                       "inverse_n: c / N)",
     "exact_markup_quantile": "a host call on exact least markups",
+    "tune_reserves": "a host call (it runs optax and the exact mechanisms)",
+    "evaluate_reserves": "jaxwalras.smoothed_equilibrium with reserve=-R (jittable)",
+    "reserve_thresholds": "a host call (it runs the exact mechanisms)",
     "bundle_demand": "jaxwalras.kernels.setfunc.bundle_demand (jittable)",
     "resolve_devices": "a host call before tracing (it picks devices)",
     "use_devices": "a host call before tracing (a with block around the host calls)",
