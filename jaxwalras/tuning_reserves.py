@@ -78,7 +78,8 @@ class ReserveEvaluation(NamedTuple):
     ----------
     objective : float
         By ``objective``: mean welfare, mean revenue, the fraction of economies where the
-        mechanism runs, minus the scale, or minus the mean markup where it runs.
+        mechanism runs, minus the scale, or minus the mean markup where it runs (``-inf``
+        where it runs nowhere).
     feasibility : float
         Fraction of economies where the mechanism runs (certified outcome).
     welfare, revenue : float
@@ -174,6 +175,18 @@ def _run(eco: MenuEconomy, R: np.ndarray, mechanism: str, options: dict):
             np.asarray(out.converged), st, np.asarray(out.iterations))
 
 
+def _options(mechanism_options: Any) -> dict:
+    if mechanism_options is None:
+        return {"progress": False}
+    if not isinstance(mechanism_options, dict):
+        raise TypeError(f"mechanism_options: expected a dict of keyword arguments of the "
+                        f"mechanism, got {type(mechanism_options).__name__}")
+    if "reserve" in mechanism_options:
+        raise ValueError("mechanism_options: the reserve is set by the scale (s times the "
+                         "worst-case reserve); remove 'reserve'")
+    return {"progress": False, **mechanism_options}
+
+
 def _check_scale(scale: Any, what: str = "scale") -> float:
     if isinstance(scale, bool) or np.ndim(scale) != 0:
         raise ValueError(f"{what}: must be one number >= 0 (a multiple of the worst-case "
@@ -236,14 +249,13 @@ def evaluate_reserves(economy: MenuEconomy, scale: float, *, mechanism: str = "r
         raise ValueError("objective: 'markup' needs mechanism='markup' (the rationing mechanism "
                          "has no markup)")
     s = _check_scale(scale)
-    opts = dict(mechanism_options or {})
-    opts.setdefault("progress", False)
+    opts = _options(mechanism_options)
     eco = _flat(economy)
     R = s * _unit(eco, mechanism)
     ok, w, r, mk, conv, st, it = _run(eco, R, mechanism, opts)
     mean_mk = float(np.mean(mk[ok])) if ok.any() else float("nan")
     obj = {"welfare": float(w.mean()), "revenue": float(r.mean()), "feasibility": float(ok.mean()),
-           "reserve": -s, "markup": -mean_mk}[objective]
+           "reserve": -s, "markup": -mean_mk if ok.any() else -np.inf}[objective]
     return ReserveEvaluation(objective=obj, feasibility=float(ok.mean()), welfare=float(w.mean()),
                              revenue=float(r.mean()), markup=mean_mk, scale=s, feasible=ok,
                              economy_welfare=w, economy_revenue=r,
@@ -291,8 +303,7 @@ def reserve_thresholds(economy: MenuEconomy, *, mechanism: str = "rationing",
     g = RESERVE_THRESHOLD_GRID if grid is None else np.asarray(grid, np.float64).ravel()
     if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g < 0) or np.any(np.diff(g) <= 0):
         raise ValueError(f"grid: must be increasing, finite and >= 0, got {grid!r}")
-    opts = dict(mechanism_options or {})
-    opts.setdefault("progress", False)
+    opts = _options(mechanism_options)
     eco = _flat(economy)
     unit = _unit(eco, mechanism)
     thr = np.full(eco.batch_shape[0], np.inf)
@@ -468,7 +479,7 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     g = RESERVE_THRESHOLD_GRID if grid is None else np.asarray(grid, np.float64).ravel()
     if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g < 0):
         raise ValueError(f"grid: must be finite scales >= 0, got {grid!r}")
-    opts = dict(mechanism_options or {})
+    opts = _options(mechanism_options)
     kw = dict(generator_args or {})
     gen = (lambda k, n: economies(k, n, **kw)) if callable(economies) else economies
     train = _draw(gen, n_train, key, "economies")

@@ -125,6 +125,12 @@ def test_gradient_welfare_against_the_exact_grid_search():
     assert res.train.welfare >= 0.97 * grid.train.welfare
     assert grid.train.welfare == pytest.approx(grid.trajectory["objective"].max())
     assert np.isfinite(res.trajectory["objective"]).all()
+    # money units change nothing: the surrogate is normalised by each economy's value scale
+    for money in (1e-6, 1e6):
+        big = jw.tune_reserves(scaled(eco, money), steps=60, tau=(0.02,), batch_size=40)
+        assert big.params["scale"] == pytest.approx(res.params["scale"], rel=1e-3)
+        np.testing.assert_array_equal(big.thresholds, res.thresholds)
+        assert big.train.welfare == pytest.approx(money * res.train.welfare, rel=1e-9)
     # the thresholds the surrogate used: running at s* exactly (spot-check three economies)
     pos = np.flatnonzero(np.isfinite(res.thresholds))[:3]
     for i in pos:
@@ -185,3 +191,7 @@ def test_bad_input_names_the_argument(train):
         jw.tune_reserves(sub, steps=0)
     with pytest.raises(ValueError, match="economies"):
         jw.tune_reserves(fixed_gen)                                  # a generator needs n_train
+    with pytest.raises(ValueError, match="mechanism_options"):
+        jw.evaluate_reserves(sub, 0.1, mechanism_options={"reserve": 1.0})
+    with pytest.raises(TypeError, match="mechanism_options"):
+        jw.reserve_thresholds(sub, mechanism_options=["lp"])
