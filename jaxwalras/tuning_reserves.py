@@ -59,7 +59,7 @@ from .rationing import rationing_mechanism
 from .rounding import worst_case_reserve
 from .smoothed import smoothed_equilibrium
 from .status import Status
-from .tuning import _SHIFT, _constrained, _draw, _flat, _optimise
+from ._tuner import _SHIFT, _constrained, _draw, _flat, _optimise
 
 __all__ = ["ReserveEvaluation", "ReserveTuningResult", "evaluate_reserves", "reserve_thresholds",
            "tune_reserves", "RESERVE_THRESHOLD_GRID"]
