@@ -5,6 +5,7 @@ reserve,
 
 .. math:: R_e = s \\, \\bar R_e, \\qquad s \\ge 0,
 
+or one scale per good (``rule="per_good"``, :math:`R_{e,l} = s_l \\bar R_{e,l}`),
 where :math:`\\bar R_{e,l} = L \\delta_{e,l}` (:func:`jaxwalras.worst_case_reserve`; for
 the rationing mechanism over the sellers' menus) makes every Shapley--Folkman rounding
 feasible (Milgrom and Watt, 2022; Starr, 1969).  ``s = 1`` is that guarantee, ``s = 0`` no
@@ -36,11 +37,13 @@ surrogate on a training sample:
 * running: ``sigmoid((s - s*_e) / (T m) - 3)``, where ``s*_e`` is the least scale of
   :data:`RESERVE_THRESHOLD_GRID` at which the exact mechanism runs (1 where ``s*_e = 0``,
   0 where it never runs), ``m`` the median positive ``s*`` and ``T`` a temperature
-  annealed geometrically; the constraint ``P(runs) >= min_feasibility`` is handled as in
-  :func:`jaxwalras.tune_markups`.
+  annealed geometrically; per good, the product of such ramps over the goods at the
+  per-good thresholds of :func:`reserve_thresholds` (``per_good=True``); the constraint
+  ``P(runs) >= min_feasibility`` is handled as in :func:`jaxwalras.tune_markups`.
 
 Then ``s`` is evaluated EXACTLY on the training sample and on a held-out sample.
-``method="grid"`` (either mechanism) evaluates every grid scale exactly and keeps the best.
+``method="grid"`` (either mechanism, one scale) evaluates every grid scale exactly and
+keeps the best.
 """
 from __future__ import annotations
 
@@ -78,7 +81,7 @@ class ReserveEvaluation(NamedTuple):
     ----------
     objective : float
         By ``objective``: mean welfare, mean revenue, the fraction of economies where the
-        mechanism runs, minus the scale, or minus the mean markup where it runs (``-inf``
+        mechanism runs, minus the (mean) scale, or minus the mean markup where it runs (``-inf``
         where it runs nowhere).
     feasibility : float
         Fraction of economies where the mechanism runs (certified outcome).
@@ -87,8 +90,8 @@ class ReserveEvaluation(NamedTuple):
     markup : float
         Mean markup where the mechanism runs (0 for the rationing mechanism; NaN if it runs
         nowhere).
-    scale : float
-        The reserve scale ``s``.
+    scale : float or ndarray, shape (L,)
+        The reserve scale ``s`` (one per good for per-good scales).
     feasible : ndarray of bool, shape (B,)
     economy_welfare, economy_revenue, economy_markup : ndarray, shape (B,)
     economy_reserves : ndarray, shape (B, L)
@@ -106,7 +109,7 @@ class ReserveEvaluation(NamedTuple):
     welfare: float
     revenue: float
     markup: float
-    scale: float
+    scale: Any
     feasible: Any
     economy_welfare: Any
     economy_revenue: Any
@@ -123,7 +126,7 @@ class ReserveTuningResult(NamedTuple):
     Attributes
     ----------
     params : dict
-        ``{"scale": s}``.
+        ``{"scale": s}`` (``rule="per_good"``: an ``(L,)`` array).
     train : ReserveEvaluation
         Exact evaluation on the training sample.
     heldout : ReserveEvaluation or None
@@ -132,9 +135,10 @@ class ReserveTuningResult(NamedTuple):
         Per optimiser step (``"gradient"``) or grid point (``"grid"``): ``scale``, the
         surrogate (or exact) objective and feasibility; gradient also the multiplier,
         ``tau`` and the temperature.
-    thresholds : ndarray, shape (B,)
+    thresholds : ndarray, shape (B,) or (B, L)
         Least scale of :data:`RESERVE_THRESHOLD_GRID` at which the exact mechanism runs on
-        each training economy (``inf`` if none); gradient method only (else ``None``).
+        each training economy (``inf`` if none; per good: :func:`reserve_thresholds` with
+        ``per_good=True``); gradient method only (else ``None``).
     converged : bool
         The exact training evaluation meets the constraint and ``s`` is finite.
     status : int
@@ -187,33 +191,37 @@ def _options(mechanism_options: Any) -> dict:
     return {"progress": False, **mechanism_options}
 
 
-def _check_scale(scale: Any, what: str = "scale") -> float:
-    if isinstance(scale, bool) or np.ndim(scale) != 0:
-        raise ValueError(f"{what}: must be one number >= 0 (a multiple of the worst-case "
-                         f"reserve), got {scale!r}")
+def _check_scale(scale: Any, L: int, what: str = "scale") -> np.ndarray:
+    """``scale`` as a float array of shape () or (L,), finite and >= 0."""
+    if isinstance(scale, bool):
+        raise ValueError(f"{what}: must be a number >= 0 or one per good, got {scale!r}")
     try:
-        s = float(scale)
+        s = np.asarray(scale, np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{what}: must be a number >= 0, got {scale!r}") from None
-    if not np.isfinite(s) or s < 0:
+        raise ValueError(f"{what}: must be a number >= 0 or one per good, got {scale!r}") from None
+    if s.shape not in ((), (L,)):
+        raise ValueError(f"{what}: must be one number or one per good (L={L}), got shape "
+                         f"{s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
         raise ValueError(f"{what}: must be finite and >= 0, got {scale!r}")
     return s
 
 
-def evaluate_reserves(economy: MenuEconomy, scale: float, *, mechanism: str = "rationing",
+def evaluate_reserves(economy: MenuEconomy, scale: ArrayLike, *, mechanism: str = "rationing",
                       objective: str = "welfare",
                       mechanism_options: dict | None = None) -> ReserveEvaluation:
     """Evaluate a reserve scale EXACTLY on a sample of economies.
 
     Economy ``e`` gets the reserve ``scale * jw.worst_case_reserve(e)`` (over the sellers'
-    menus for the rationing mechanism) and runs the exact mechanism with it.
+    menus for the rationing mechanism; a scale per good multiplies good by good) and runs
+    the exact mechanism with it.
 
     Parameters
     ----------
     economy : MenuEconomy
         One batch axis ``(B,)``.
-    scale : float
-        ``s >= 0``.
+    scale : float or array_like, shape (L,)
+        ``s >= 0``, one for all goods or one per good.
     mechanism : {"rationing", "markup"}
         :func:`jaxwalras.rationing_mechanism` or :func:`jaxwalras.markup_mechanism`.
     objective : {"welfare", "revenue", "feasibility", "reserve", "markup"}
@@ -248,25 +256,26 @@ def evaluate_reserves(economy: MenuEconomy, scale: float, *, mechanism: str = "r
     if objective == "markup" and mechanism != "markup":
         raise ValueError("objective: 'markup' needs mechanism='markup' (the rationing mechanism "
                          "has no markup)")
-    s = _check_scale(scale)
-    opts = _options(mechanism_options)
     eco = _flat(economy)
+    s = _check_scale(scale, eco.n_goods)
+    opts = _options(mechanism_options)
     R = s * _unit(eco, mechanism)
     ok, w, r, mk, conv, st, it = _run(eco, R, mechanism, opts)
     mean_mk = float(np.mean(mk[ok])) if ok.any() else float("nan")
     obj = {"welfare": float(w.mean()), "revenue": float(r.mean()), "feasibility": float(ok.mean()),
-           "reserve": -s, "markup": -mean_mk if ok.any() else -np.inf}[objective]
+           "reserve": -float(np.mean(s)), "markup": -mean_mk if ok.any() else -np.inf}[objective]
     return ReserveEvaluation(objective=obj, feasibility=float(ok.mean()), welfare=float(w.mean()),
-                             revenue=float(r.mean()), markup=mean_mk, scale=s, feasible=ok,
+                             revenue=float(r.mean()), markup=mean_mk,
+                             scale=float(s) if s.ndim == 0 else s, feasible=ok,
                              economy_welfare=w, economy_revenue=r,
                              economy_markup=np.where(ok, mk, np.nan), economy_reserves=R,
                              converged=conv, status=st, iterations=it)
 
 
 def reserve_thresholds(economy: MenuEconomy, *, mechanism: str = "rationing",
-                       grid: ArrayLike | None = None,
+                       grid: ArrayLike | None = None, per_good: bool = False,
                        mechanism_options: dict | None = None) -> np.ndarray:
-    """Least scale of ``grid`` at which the exact mechanism runs, per economy.
+    """Least scale of ``grid`` at which the exact mechanism runs, per economy (and good).
 
     Parameters
     ----------
@@ -276,12 +285,17 @@ def reserve_thresholds(economy: MenuEconomy, *, mechanism: str = "rationing",
     grid : array_like, optional
         Increasing scales ``>= 0`` (default :data:`RESERVE_THRESHOLD_GRID`).  Each economy is
         run at the grid's scales in order until it runs.
+    per_good : bool
+        Also lower each good's scale alone: from the least common scale ``s*_e``, good
+        ``l``'s threshold is the least grid scale ``t <= s*_e`` at which the mechanism
+        still runs with scale ``t`` on good ``l`` and ``s*_e`` on the others (the corner of
+        the per-good model "runs iff ``s_l >= t_l`` for every good").
     mechanism_options : dict, optional
         Keyword arguments of the mechanism.
 
     Returns
     -------
-    ndarray, shape (B,)
+    ndarray, shape (B,) or (B, L)
         ``inf`` where the mechanism runs at no scale of the grid.
 
     Notes
@@ -306,15 +320,30 @@ def reserve_thresholds(economy: MenuEconomy, *, mechanism: str = "rationing",
     opts = _options(mechanism_options)
     eco = _flat(economy)
     unit = _unit(eco, mechanism)
-    thr = np.full(eco.batch_shape[0], np.inf)
-    todo = np.arange(eco.batch_shape[0])
+    B, L = eco.batch_shape[0], eco.n_goods
+    thr = np.full(B, np.inf)
+    todo = np.arange(B)
     for s in g:
         if todo.size == 0:
             break
         ok = _run(eco[todo], s * unit[todo], mechanism, opts)[0]
         thr[todo[ok]] = s
         todo = todo[~ok]
-    return thr
+    if not per_good:
+        return thr
+    out = np.repeat(thr[:, None], L, 1)
+    for lg in range(L):
+        todo = np.flatnonzero(np.isfinite(thr) & (thr > 0))
+        for s in g:
+            todo = todo[s < thr[todo]]
+            if todo.size == 0:
+                break
+            sc = np.repeat(thr[todo, None], L, 1)
+            sc[:, lg] = s
+            ok = _run(eco[todo], sc * unit[todo], mechanism, opts)[0]
+            out[todo[ok], lg] = s
+            todo = todo[~ok]
+    return out
 
 
 def _rationed_welfare(X, V, bm, Y, C, sm, R, tau):
@@ -333,38 +362,41 @@ def _rationed_welfare(X, V, bm, Y, C, sm, R, tau):
 
 
 def _smooth_runs(s, thr, temp, tscale):
+    """Smoothed "runs" per economy: a logistic ramp at each threshold (1 where it is 0),
+    multiplied over the goods when ``thr`` has a goods axis ``(B, L)``."""
     z = jax.nn.sigmoid((s - jnp.where(thr > 0, thr, 0.0)) / (temp * tscale) - _SHIFT)
-    return jnp.where(thr > 0, z, 1.0)
+    z = jnp.where(thr > 0, z, 1.0)
+    return jnp.prod(z, -1) if thr.ndim == 2 else z
 
 
 def _reserve_loss(raw, batch, c, temp, lam_mult, tau_dyn, tau, *, objective, constraint,
-                  has_target):
+                  has_target, per_good):
     """Surrogate loss of one minibatch (module docstring); ``c`` holds the traced
     constants, ``tau`` the static smoothing."""
     X, V, bm, Y, C, sm, unit, thr = batch
     tscale = c["tscale"]
-    s = c["s0"] * jnp.exp(raw[0])
+    s = c["s0"] * jnp.exp(raw) if per_good else c["s0"] * jnp.exp(raw[0])
     pf = jnp.mean(_smooth_runs(s, c["thr_all"], temp, tscale))
     if objective == "welfare":
         w = _rationed_welfare(X, V, bm, Y, C, sm, s * unit, tau)
         obj = jnp.mean(w * _smooth_runs(s, thr, temp, tscale))
     elif objective == "feasibility":
         obj = pf
-    else:                                     # "reserve": the least scale
-        obj = -s
+    else:                                     # "reserve": the least (mean) scale
+        obj = -jnp.mean(s)
     return _constrained(-obj / c["obj_scale"], pf, c["target"] if has_target else None,
                         lam_mult, c["rho"], constraint), (obj, pf)
 
 
 def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy], *,
-                  mechanism: str = "rationing", objective: str = "welfare",
+                  rule: str = "uniform", mechanism: str = "rationing", objective: str = "welfare",
                   min_feasibility: float | None = None, constraint: str = "switching",
                   method: str = "gradient", heldout: MenuEconomy | int | None = None,
                   n_train: int | None = None, key: int = 0, steps: int = 150,
                   batch_size: int = 64, learning_rate: float = 0.05,
                   tau: tuple = (0.05, 0.02, 0.01), temperature: tuple = (0.3, 0.001),
                   penalty: float = 50.0, dual_learning_rate: float = 1.0,
-                  init: float | None = None, grid: ArrayLike | None = None,
+                  init: ArrayLike | None = None, grid: ArrayLike | None = None,
                   mechanism_options: dict | None = None,
                   generator_args: dict | None = None) -> ReserveTuningResult:
     """Tune the reserve scale ``s`` (reserve = ``s`` times the worst-case reserve).
@@ -374,6 +406,8 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     economies : MenuEconomy or callable
         A training sample with one batch axis, or a generator ``f(key, n) -> MenuEconomy``
         (then ``n_train`` economies are drawn with ``key``).
+    rule : {"uniform", "per_good"}
+        One scale for all goods, or one per good (gradient method only).
     mechanism : {"rationing", "markup"}
         The exact mechanism the reserve is for (module docstring).
     objective : {"welfare", "revenue", "feasibility", "reserve", "markup"}
@@ -406,8 +440,8 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
         Start and end of the running temperature (relative to the median threshold).
     penalty, dual_learning_rate : float
         As in :func:`jaxwalras.tune_markups`.
-    init : float, optional
-        Initial scale (default: the median positive threshold, else 0.1).
+    init : float or array_like, optional
+        Initial scale, ``> 0`` (default: the median positive threshold, else 0.1).
     grid : array_like, optional
         Scales of ``method="grid"`` (default :data:`RESERVE_THRESHOLD_GRID`).
     mechanism_options : dict, optional
@@ -453,6 +487,10 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     check_choice(objective, "objective", ("welfare", "revenue", "feasibility", "reserve", "markup"))
     check_choice(constraint, "constraint", ("switching", "lagrangian", "penalty"))
     check_choice(method, "method", ("gradient", "grid"))
+    check_choice(rule, "rule", ("uniform", "per_good"))
+    if rule == "per_good" and method == "grid":
+        raise ValueError("method: 'grid' searches one scale; rule='per_good' needs "
+                         "method='gradient'")
     if objective == "markup" and mechanism != "markup":
         raise ValueError("objective: 'markup' needs mechanism='markup' (the rationing mechanism "
                          "has no markup)")
@@ -474,8 +512,6 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     if not (isinstance(temperature, (tuple, list)) and len(temperature) == 2
             and all(float(t) > 0 for t in temperature)):
         raise ValueError(f"temperature: must be (start, end) > 0, got {temperature!r}")
-    if init is not None and (_check_scale(init, "init") <= 0):
-        raise ValueError(f"init: must be > 0 (the scale is optimised in log space), got {init!r}")
     g = RESERVE_THRESHOLD_GRID if grid is None else np.asarray(grid, np.float64).ravel()
     if g.size == 0 or not np.all(np.isfinite(g)) or np.any(g < 0):
         raise ValueError(f"grid: must be finite scales >= 0, got {grid!r}")
@@ -483,6 +519,10 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     kw = dict(generator_args or {})
     gen = (lambda k, n: economies(k, n, **kw)) if callable(economies) else economies
     train = _draw(gen, n_train, key, "economies")
+    L = train.n_goods
+    size = L if rule == "per_good" else 1
+    if init is not None and np.any(_check_scale(init, size, "init") <= 0):
+        raise ValueError(f"init: must be > 0 (the scale is optimised in log space), got {init!r}")
     test = None
     if heldout is not None:
         test = _draw(gen, int(heldout), key + 7919, "heldout") \
@@ -491,6 +531,7 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
     evaluate = functools.partial(evaluate_reserves, mechanism=mechanism, objective=objective,
                                  mechanism_options=opts)
     thr = None
+    s: Any
     if method == "grid":
         evs = [evaluate(train, float(v)) for v in g]
         objs = np.array([e.objective for e in evs])
@@ -502,33 +543,37 @@ def tune_reserves(economies: MenuEconomy | Callable[[KeyLike, int], MenuEconomy]
         trajectory = {"scale": np.asarray(g), "objective": objs, "feasibility": fe}
         iters = len(g)
     else:
-        thr = reserve_thresholds(train, mechanism=mechanism, mechanism_options=opts)
+        thr = reserve_thresholds(train, mechanism=mechanism, mechanism_options=opts,
+                                 per_good=rule == "per_good")
         pos = thr[np.isfinite(thr) & (thr > 0)]
         tscale = float(np.median(pos)) if pos.size else 0.1
-        s0 = float(init) if init is not None else tscale
+        s0 = np.broadcast_to(np.asarray(tscale if init is None else init, np.float64),
+                             (size,)).copy()
         A = train.host_arrays()
         nb = np.asarray(A.bm)[..., 1:].any(-1).sum(-1)
         obj_scale = {"welfare": float(np.mean(np.abs(A.V).max((1, 2)) * np.maximum(nb, 1))),
-                     "feasibility": 1.0, "reserve": s0}[objective]
+                     "feasibility": 1.0, "reserve": float(np.mean(s0))}[objective]
         last, traj = _optimise(
             _reserve_loss, dict(objective=objective, constraint=constraint,
-                                has_target=target is not None),
+                                has_target=target is not None, per_good=rule == "per_good"),
             dict(thr_all=thr, s0=s0, tscale=tscale, obj_scale=obj_scale, rho=float(penalty),
                  target=target or 0.0),
-            [A.X, A.V, A.bm, A.Y, A.C, A.sm, _unit(train, mechanism), thr], 1,
+            [A.X, A.V, A.bm, A.Y, A.C, A.sm, _unit(train, mechanism), thr], size,
             steps=int(steps), tau=tuple(tau), static_tau=True, temperature=tuple(temperature),
             learning_rate=learning_rate, constraint=constraint, target=target,
             dual_learning_rate=dual_learning_rate, batch_size=batch_size, key=key)
-        s = float(s0 * np.exp(last[0]))
-        if not np.isfinite(s):
-            raise FloatingPointError(f"tune_reserves: the scale became non-finite ({s}); lower "
+        sv = s0 * np.exp(last)
+        if not np.all(np.isfinite(sv)):
+            raise FloatingPointError(f"tune_reserves: the scale became non-finite ({sv}); lower "
                                      "learning_rate")
-        trajectory = {"scale": s0 * np.exp(np.asarray(traj.pop("raw"))[:, 0]),
+        s = sv if rule == "per_good" else float(sv[0])
+        path = s0 * np.exp(np.asarray(traj.pop("raw")))
+        trajectory = {"scale": path if rule == "per_good" else path[:, 0],
                       **{k: np.asarray(v) for k, v in traj.items()}}
         iters = int(steps)
         ev_train = evaluate(train, s)
     ev_test = None if test is None else evaluate(test, s)
-    ok = np.isfinite(s) and (target is None or ev_train.feasibility >= target)
+    ok = bool(np.all(np.isfinite(s))) and (target is None or ev_train.feasibility >= target)
     return ReserveTuningResult(params={"scale": s}, train=ev_train, heldout=ev_test,
                                trajectory=trajectory, thresholds=thr, converged=bool(ok),
                                status=int(Status.OK if ok else Status.NOT_CERTIFIED),

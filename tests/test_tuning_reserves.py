@@ -59,6 +59,26 @@ def test_thresholds_and_evaluation_against_direct_mechanism_runs(train):
     assert ev.feasibility == ok.mean() and ev.objective == pytest.approx(ev.welfare)
     # s = 1 is the worst-case reserve: Shapley-Folkman makes every seller rounding feasible
     assert jw.evaluate_reserves(train, 1.0, objective="feasibility").objective == 1.0
+    # one scale per good multiplies good by good
+    sv = np.array([0.02, 0.2])
+    ra = jw.rationing_mechanism(train, reserve=sv * R)
+    ev = jw.evaluate_reserves(train, sv)
+    np.testing.assert_array_equal(ev.feasible, np.asarray(ra.status) == 0)
+    np.testing.assert_allclose(ev.economy_reserves, sv * R)
+    np.testing.assert_array_equal(ev.scale, sv)
+    # per-good thresholds: from the common threshold s*, good l alone lowered to t_l still
+    # runs, and the grid scale just below t_l does not
+    tg = jw.reserve_thresholds(train, grid=grid, per_good=True)
+    assert (tg <= thr[:, None]).all() and (tg[thr == 0] == 0).all()   # corners below s*
+    for i in np.flatnonzero(thr > 0)[:3]:
+        for lg in range(train.n_goods):
+            sc = np.full(train.n_goods, thr[i])
+            sc[lg] = tg[i, lg]
+            assert jw.rationing_mechanism(train[i:i + 1], reserve=sc * R[i:i + 1]).status[0] == 0
+            for b in grid[grid < tg[i, lg]]:                 # every lower grid scale fails
+                sc[lg] = b
+                st = jw.rationing_mechanism(train[i:i + 1], reserve=sc * R[i:i + 1]).status[0]
+                assert st != 0
 
 
 @pytest.mark.parametrize("money", [1e-6, 1e6])
@@ -125,6 +145,11 @@ def test_gradient_welfare_against_the_exact_grid_search():
     assert res.train.welfare >= 0.97 * grid.train.welfare
     assert grid.train.welfare == pytest.approx(grid.trajectory["objective"].max())
     assert np.isfinite(res.trajectory["objective"]).all()
+    # one scale per good: at least as good as the uniform optimum, up to the surrogate's 3%
+    pg = jw.tune_reserves(eco, rule="per_good", steps=60, tau=(0.02,), batch_size=40)
+    assert pg.params["scale"].shape == (2,) and pg.trajectory["scale"].shape == (60, 2)
+    assert pg.thresholds.shape == (40, 2)
+    assert pg.train.welfare >= 0.97 * grid.train.welfare
     # money units change nothing: the surrogate is normalised by each economy's value scale
     for money in (1e-6, 1e6):
         big = jw.tune_reserves(scaled(eco, money), steps=60, tau=(0.02,), batch_size=40)
@@ -165,8 +190,8 @@ def test_bad_input_names_the_argument(train):
     sub = train[:4]
     with pytest.raises(ValueError, match="scale"):
         jw.evaluate_reserves(sub, -0.1)
-    with pytest.raises(ValueError, match="scale"):
-        jw.evaluate_reserves(sub, [0.1, 0.2])
+    with pytest.raises(ValueError, match="one per good"):
+        jw.evaluate_reserves(sub, [0.1, 0.2, 0.3])                   # L = 2
     with pytest.raises(ValueError, match="scale"):
         jw.evaluate_reserves(sub, float("nan"))
     with pytest.raises(ValueError, match="mechanism"):
@@ -187,6 +212,10 @@ def test_bad_input_names_the_argument(train):
         jw.tune_reserves(sub, min_feasibility=1.5)
     with pytest.raises(ValueError, match="init"):
         jw.tune_reserves(sub, init=0.0)
+    with pytest.raises(ValueError, match="method"):
+        jw.tune_reserves(sub, rule="per_good", method="grid")
+    with pytest.raises(ValueError, match="rule"):
+        jw.tune_reserves(sub, rule="inverse_n")
     with pytest.raises(ValueError, match="steps"):
         jw.tune_reserves(sub, steps=0)
     with pytest.raises(ValueError, match="economies"):
