@@ -45,7 +45,7 @@ def _batched_long_step(v, d, s, p, X):
 
 
 def _batched_jumps(v, d, s, p):
-    return jax.vmap(_greedy.singleton_jumps)(v, d, s, p)
+    return _greedy.batched_singleton_jumps(v, d, s, p)
 
 
 def _network_arcs(b, s):

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["Bundles", "unit_threshold", "preferred_bundles", "forced_units", "long_step",
-           "own_price_demand", "singleton_jumps", "batched"]
+           "own_price_demand", "singleton_jumps", "batched_singleton_jumps", "batched"]
 
 
 class Bundles(NamedTuple):
@@ -292,10 +292,18 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     (``<= log2(max u) + 1``). ``nbits`` is accepted for compatibility and ignored.
     """
     del nbits
-    v, d, s, p = values, demands, supplies, prices
-    n, m = v.shape
-    if n == 0 or m == 0:
-        return p
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return prices
+    setup = _jump_setup(values, demands, supplies, prices)
+    m = values.shape[1]
+    return _jump_bisect(values, demands, supplies, *setup[:-1], min(m, _UNROLLED_LEVELS),
+                        jnp.maximum(setup[-1], _UNROLLED_LEVELS))
+
+
+def _jump_setup(v, d, s, p):
+    """The prices-only part of :func:`singleton_jumps` for one market: ``(mu, lam, cnt,
+    q0, lo, hi, levels)``, the brackets ``(lo, hi]`` of every ``T_j`` and the tail levels
+    (:func:`_tail_levels`) that :func:`_jump_bisect` reads."""
     u = v - p[None, :]
     mu, case_a, strict, marg, r, s_m = _levels(u, s, d)
     sj = s[None, :]
@@ -304,31 +312,76 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     over = jnp.sum(c0, axis=0) > s
     need = jnp.where(case_a & jnp.any(over), d + jnp.max(s), 0)
     lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
+    # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
+    top = jnp.maximum(jnp.max(u, axis=0), 0)
+    lo = jnp.where(over, p, p - 1)
+    hi = jnp.where(over, p + top, p)
+    return mu, lam, cnt, q0, lo, hi, levels
+
+
+def _jump_bisect(v, d, s, mu, lam, cnt, q0, lo, hi, unrolled: int, upto):
+    """The bisection of :func:`singleton_jumps` for one market: the levels ``t <
+    unrolled`` (static) are read in one fused pass, those in ``[unrolled, upto)`` (a
+    traced count, or ``None`` for none) in a loop. Levels at or past a buyer's own count
+    hold no units, so any ``upto`` at least the market's level count gives the same
+    ``T``."""
+    m = v.shape[1]
+    sj = s[None, :]
 
     def units_at(w):                      # C_i(w) for mu_i >= w > 0, from the levels
         def add(t, acc):
             lt = jax.lax.dynamic_index_in_dim(lam, t, axis=1)
             ct = jax.lax.dynamic_index_in_dim(cnt, t, axis=1)
             return acc + jnp.where(lt >= w, ct, 0)
-        # the first levels unrolled (one fused pass; unused ones hold no units), the rest,
-        # if any buyer needs more, in a loop
         acc = jnp.broadcast_to(q0[:, None], w.shape)
-        for t in range(min(m, _UNROLLED_LEVELS)):
+        for t in range(min(m, unrolled)):
             acc = add(t, acc)
-        return jax.lax.fori_loop(min(m, _UNROLLED_LEVELS), jnp.maximum(levels, _UNROLLED_LEVELS),
-                                 add, acc)
+        if upto is None:
+            return acc
+        return jax.lax.fori_loop(min(m, unrolled), upto, add, acc)
 
     def still_over(q):                    # D_j(q) > s_j, for q >= p_j
         w = v - q[None, :]
         c = jnp.where(w > mu[:, None], sj, jnp.clip(d[:, None] + sj - units_at(w), 0, sj))
         return jnp.sum(jnp.where(w > 0, c, 0), axis=0) > s
 
-    # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
-    top = jnp.maximum(jnp.max(u, axis=0), 0)
-    lo = jnp.where(over, p, p - 1)
-    hi = jnp.where(over, p + top, p)
     _, T = _bisect(still_over, lo, hi)
     return T
+
+
+#: level counts the batched jump kernel has a fully unrolled bisection for
+_JUMP_UNROLLS = (2, 4, 8)
+
+
+def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
+                            prices: jax.Array) -> jax.Array:
+    """:func:`singleton_jumps` for a batch of markets ``(B, n, m)`` (same results).
+
+    The bisection reads as many payoff levels as the batch needs at most (a switch over
+    fully unrolled variants with 2, 4 or 8 levels, or 8 plus a loop), where the vmapped
+    per-market kernel always reads 8 levels and loops over the rest with masks: on CPU the
+    bisection, which dominates the auction's round kernel, then costs about what the
+    levels the batch uses cost."""
+    v, d, s, p = values, demands, supplies, prices
+    B, n, m = v.shape
+    if B == 0 or n == 0 or m == 0:
+        return p
+    *setup, levels = jax.vmap(_jump_setup)(v, d, s, p)
+    most = jnp.max(levels)
+    unrolls = sorted({min(m, k) for k in _JUMP_UNROLLS})
+
+    def variant(k, loop):
+        def run(args):
+            upto = most if loop else None
+            return jax.vmap(lambda *a: _jump_bisect(*a, k, upto))(*args)
+        return run
+
+    branches = [variant(k, False) for k in unrolls]
+    if m > unrolls[-1]:
+        branches.append(variant(unrolls[-1], True))
+    index = jnp.sum(most > jnp.asarray(unrolls))       # the first variant with k >= most
+    index = jnp.minimum(index, len(branches) - 1)
+    return jax.lax.switch(index, branches, (v, d, s, *setup))
 
 
 def batched(fn, n_batch_axes: int = 1):
