@@ -75,24 +75,39 @@ def _units_at_least(u: jax.Array, s: jax.Array, t: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(u >= t[:, None], s[None, :], 0), axis=1)
 
 
-def unit_threshold(u: jax.Array, s: jax.Array, d: jax.Array) -> tuple[jax.Array, jax.Array]:
+def unit_threshold(u: jax.Array, s: jax.Array, d: jax.Array,
+                   prev: tuple[jax.Array, jax.Array] | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
     """Marginal payoff ``mu_i`` and case of every buyer from her payoffs ``u`` ``(n, m)``.
 
     Case A holds when some payoff is positive and the positive units reach the demand,
     ``C_i(1) >= d_i``; then ``mu_i = max {t in [1, max_j u_ij] : C_i(t) >= d_i}`` is the
     payoff of the ``d_i``-th best unit (for ``d_i = 0``: the best payoff). Otherwise
     (case B) ``mu_i = 0``. By bisection on ``t``: ``O(n m log(max u))``.
+
+    ``prev = (mu0, delta)`` narrows the bisection (same result): ``mu0`` ``(n,)`` the
+    marginal payoffs at prices lower than these by at most ``delta`` (a scalar ``>= 0``)
+    on every object, or ``-1`` where unknown. Payoffs then fell by at most ``delta``, so
+    ``C_i`` fell pointwise and ``C_i(t) >= C_i^0(t + delta)``: ``mu0_i - delta <= mu_i <=
+    mu0_i`` in case A (which implies case A at the lower prices), and the bisection takes
+    ``log2(delta + 1)`` steps; ``delta = 0`` reads ``mu0`` off.
     """
     umax = jnp.max(u, axis=1)
     case_a = (umax > 0) & (_units_at_least(u, s, jnp.ones_like(d)) >= d)
     lo = jnp.ones_like(d)
     hi = jnp.where(case_a, umax + 1, 2)          # case B: a closed bracket, no steps
+    if prev is not None:
+        mu0, delta = prev
+        known = case_a & (mu0 >= 0)
+        lo = jnp.where(known, jnp.maximum(lo, mu0 - delta), lo)
+        hi = jnp.where(known, jnp.minimum(hi, mu0 + 1), hi)
     mu, _ = _bisect(lambda t: _units_at_least(u, s, t) >= d, lo, hi)
     return jnp.where(case_a, mu, 0), case_a
 
 
 def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-                      prices: jax.Array) -> Bundles:
+                      prices: jax.Array,
+                      prev: tuple[jax.Array, jax.Array] | None = None) -> Bundles:
     """Greedy preferred-bundle structure ``(F, M, r, mu, V)`` of one market at ``prices``.
 
     Every preferred bundle of buyer ``i`` takes ``s_j`` units of each ``j in F_i``, exactly
@@ -100,7 +115,8 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
     units of ``M_i`` in case B, and nothing else (Eickhoff et al., 2024, §2.1).
     ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``. With ``mu_i`` from :func:`unit_threshold`:
     ``F_i = {u_ij > mu_i}``, ``M_i = {u_ij = mu_i}`` (in case B, ``mu_i = 0``) and
-    ``r_i = d_i - s(F_i)`` in case A.
+    ``r_i = d_i - s(F_i)`` in case A. ``prev``: see :func:`unit_threshold` (it changes
+    only the cost).
     """
     v, d, s = values, demands, supplies
     n, m = v.shape
@@ -109,7 +125,7 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
         zi = jnp.zeros((n,), v.dtype)
         return Bundles(z, z, zi, zi, zi, jnp.zeros((n,), bool))
     u = v - prices[None, :]
-    mu, case_a = unit_threshold(u, s, d)
+    mu, case_a = unit_threshold(u, s, d, prev)
     strict = u > mu[:, None]
     marginal = u == mu[:, None]
     r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
@@ -118,10 +134,11 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
                    util.astype(v.dtype), case_a)
 
 
-def _levels(u, s, d):
+def _levels(u, s, d, prev=None):
     """``(mu, case_a, strict, marg, r, s(M))`` with ``marg`` the case-A marginal level
-    (empty in case B, where zero-payoff objects are never forced)."""
-    mu, case_a = unit_threshold(u, s, d)
+    (empty in case B, where zero-payoff objects are never forced); ``prev`` as in
+    :func:`unit_threshold`."""
+    mu, case_a = unit_threshold(u, s, d, prev)
     strict = u > mu[:, None]
     marg = case_a[:, None] & (u == mu[:, None])
     r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
@@ -162,7 +179,8 @@ def forced_units(values: jax.Array, demands: jax.Array, supplies: jax.Array,
 
 
 def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-              prices: jax.Array, in_set: jax.Array, cap: jax.Array) -> jax.Array:
+              prices: jax.Array, in_set: jax.Array, cap: jax.Array,
+              mu: jax.Array | None = None) -> jax.Array:
     """Adapted step length: how far ``X`` can be raised before the Lyapunov slope changes.
 
     Along ``p + t 1_X`` the slope of ``Lyap`` is ``s(X) - sum_i x_i(t)`` with ``x_i`` the
@@ -177,11 +195,14 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     ``O(n m)`` given the marginal payoffs: the taken ``X`` objects are those of ``F_i`` with
     supply, and those of ``M_i`` when ``r_i`` exceeds the supply of ``M_i`` outside ``X``;
     the unbought positive objects outside ``X`` lie below ``mu_i``, or on ``M_i`` when its
-    supply outside ``X`` exceeds ``r_i``.
+    supply outside ``X`` exceeds ``r_i``. ``mu``: the marginal payoffs at ``prices``
+    where known (``-1`` elsewhere), as :func:`preferred_bundles` returned them; they
+    save their bisection.
     """
     v, d, s = values, demands, supplies
     u = v - prices[None, :]
-    mu, case_a, strict, marg, r, _ = _levels(u, s, d)
+    prev = None if mu is None else (mu, jnp.zeros((), mu.dtype))
+    mu, case_a, strict, marg, r, _ = _levels(u, s, d, prev)
     big = jnp.asarray(cap, u.dtype)
     x = in_set[None, :]
     has = (s > 0)[None, :]
@@ -300,12 +321,13 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
                         jnp.maximum(setup[-1], _UNROLLED_LEVELS))
 
 
-def _jump_setup(v, d, s, p):
+def _jump_setup(v, d, s, p, prev=None):
     """The prices-only part of :func:`singleton_jumps` for one market: ``(mu, lam, cnt,
     q0, lo, hi, levels)``, the brackets ``(lo, hi]`` of every ``T_j`` and the tail levels
-    (:func:`_tail_levels`) that :func:`_jump_bisect` reads."""
+    (:func:`_tail_levels`) that :func:`_jump_bisect` reads; ``prev`` as in
+    :func:`unit_threshold`."""
     u = v - p[None, :]
-    mu, case_a, strict, marg, r, s_m = _levels(u, s, d)
+    mu, case_a, strict, marg, r, s_m = _levels(u, s, d, prev)
     sj = s[None, :]
     c0 = jnp.where(strict & (u > 0), sj,
                    jnp.where(marg, jnp.clip(r[:, None] - s_m[:, None] + sj, 0, sj), 0))
@@ -354,8 +376,12 @@ _JUMP_UNROLLS = (2, 4, 8)
 
 
 def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-                            prices: jax.Array) -> jax.Array:
-    """:func:`singleton_jumps` for a batch of markets ``(B, n, m)`` (same results).
+                            prices: jax.Array,
+                            prev: tuple[jax.Array, jax.Array] | None = None
+                            ) -> tuple[jax.Array, jax.Array]:
+    """:func:`singleton_jumps` for a batch of markets ``(B, n, m)`` (same results), and
+    the marginal payoffs ``mu`` ``(B, n)`` at ``prices`` (:func:`unit_threshold`;
+    ``prev``: per market, as there, ``((B, n), (B,))``).
 
     The bisection reads as many payoff levels as the batch needs at most (a switch over
     fully unrolled variants with 2, 4 or 8 levels, or 8 plus a loop), where the vmapped
@@ -365,8 +391,8 @@ def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax
     v, d, s, p = values, demands, supplies, prices
     B, n, m = v.shape
     if B == 0 or n == 0 or m == 0:
-        return p
-    *setup, levels = jax.vmap(_jump_setup)(v, d, s, p)
+        return p, jnp.zeros((B, n), v.dtype)
+    *setup, levels = jax.vmap(_jump_setup)(v, d, s, p, prev)
     most = jnp.max(levels)
     unrolls = sorted({min(m, k) for k in _JUMP_UNROLLS})
 
@@ -381,7 +407,7 @@ def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax
         branches.append(variant(unrolls[-1], True))
     index = jnp.sum(most > jnp.asarray(unrolls))       # the first variant with k >= most
     index = jnp.minimum(index, len(branches) - 1)
-    return jax.lax.switch(index, branches, (v, d, s, *setup))
+    return jax.lax.switch(index, branches, (v, d, s, *setup)), setup[0]
 
 
 def batched(fn, n_batch_axes: int = 1):
