@@ -262,10 +262,18 @@ def _tail_levels(u, s, mu, need):
     (``lam[:, -1] = mu``) with ``cnt[:, t]`` units on it, until the units at payoff
     ``>= lam`` reach ``need`` or no positive payoff is left. Returns ``(lam, cnt,
     levels)``: ``(n, m)`` arrays whose first ``levels`` columns are used (``levels`` is
-    the largest count over the buyers; ``O(n m)`` per level)."""
-    n, m = u.shape
-    has = (s > 0)[None, :]
-    q0 = _units_at_least(u, s, mu)
+    the largest count over the buyers; ``O(n m)`` per level).
+
+    Also for a batch of markets as it is, with leading axes on every argument (``u``
+    ``(..., n, m)``, ``s`` ``(..., m)``, ``mu`` and ``need`` ``(..., n)``): one loop for
+    the whole batch, ``levels`` its largest count. A buyer that needs no more levels
+    writes zeros, so every market's arrays are those it has alone (under ``jax.vmap``
+    the per-market loop count makes the level index batched: every level write becomes
+    a scatter and every carried array is masked per step)."""
+    m = u.shape[-1]
+    has = (s > 0)[..., None, :]
+    sj = s[..., None, :]
+    q0 = jnp.sum(jnp.where(u >= mu[..., None], sj, 0), axis=-1)
 
     def cond(c):
         t, last, q, _, _ = c
@@ -274,15 +282,15 @@ def _tail_levels(u, s, mu, need):
     def body(c):
         t, last, q, lam, cnt = c
         live = (q < need) & (last > 0)
-        nxt = jnp.max(jnp.where(has & (u < last[:, None]) & (u > 0), u, 0), axis=1)
+        nxt = jnp.max(jnp.where(has & (u < last[..., None]) & (u > 0), u, 0), axis=-1)
         nxt = jnp.where(live, nxt, 0)
-        k = jnp.sum(jnp.where(has & (u == nxt[:, None]) & (nxt > 0)[:, None], s[None, :], 0),
-                    axis=1)
-        lam = jax.lax.dynamic_update_index_in_dim(lam, nxt, t, axis=1)
-        cnt = jax.lax.dynamic_update_index_in_dim(cnt, k, t, axis=1)
+        k = jnp.sum(jnp.where(has & (u == nxt[..., None]) & (nxt > 0)[..., None], sj, 0),
+                    axis=-1)
+        lam = jax.lax.dynamic_update_index_in_dim(lam, nxt, t, axis=-1)
+        cnt = jax.lax.dynamic_update_index_in_dim(cnt, k, t, axis=-1)
         return t + 1, nxt, q + k, lam, cnt
 
-    zero = jnp.zeros((n, m), u.dtype)
+    zero = jnp.zeros(u.shape, u.dtype)
     levels, _, _, lam, cnt = jax.lax.while_loop(
         cond, body, (jnp.asarray(0, jnp.int32), mu, q0, zero, zero))
     return lam, cnt, q0, levels
@@ -326,6 +334,13 @@ def _jump_setup(v, d, s, p, prev=None):
     q0, lo, hi, levels)``, the brackets ``(lo, hi]`` of every ``T_j`` and the tail levels
     (:func:`_tail_levels`) that :func:`_jump_bisect` reads; ``prev`` as in
     :func:`unit_threshold`."""
+    u, mu, need, lo, hi = _jump_pre(v, d, s, p, prev)
+    lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
+    return mu, lam, cnt, q0, lo, hi, levels
+
+
+def _jump_pre(v, d, s, p, prev=None):
+    """:func:`_jump_setup` up to the tail levels: ``(u, mu, need, lo, hi)``."""
     u = v - p[None, :]
     mu, case_a, strict, marg, r, s_m = _levels(u, s, d, prev)
     sj = s[None, :]
@@ -333,12 +348,11 @@ def _jump_setup(v, d, s, p, prev=None):
                    jnp.where(marg, jnp.clip(r[:, None] - s_m[:, None] + sj, 0, sj), 0))
     over = jnp.sum(c0, axis=0) > s
     need = jnp.where(case_a & jnp.any(over), d + jnp.max(s), 0)
-    lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
     # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
     top = jnp.maximum(jnp.max(u, axis=0), 0)
     lo = jnp.where(over, p, p - 1)
     hi = jnp.where(over, p + top, p)
-    return mu, lam, cnt, q0, lo, hi, levels
+    return u, mu, need, lo, hi
 
 
 def _jump_bisect(v, d, s, mu, lam, cnt, q0, lo, hi, unrolled: int, upto):
@@ -392,8 +406,9 @@ def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax
     B, n, m = v.shape
     if B == 0 or n == 0 or m == 0:
         return p, jnp.zeros((B, n), v.dtype)
-    *setup, levels = jax.vmap(_jump_setup)(v, d, s, p, prev)
-    most = jnp.max(levels)
+    u, mu, need, lo, hi = jax.vmap(_jump_pre)(v, d, s, p, prev)
+    lam, cnt, q0, most = _tail_levels(u, s, mu, need)          # one loop for the batch
+    setup = (mu, lam, cnt, q0, lo, hi)
     unrolls = sorted({min(m, k) for k in _JUMP_UNROLLS})
 
     def variant(k, loop):
