@@ -323,10 +323,10 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     del nbits
     if values.shape[0] == 0 or values.shape[1] == 0:
         return prices
-    setup = _jump_setup(values, demands, supplies, prices)
+    mu, lam, cnt, q0, lo, hi, levels = _jump_setup(values, demands, supplies, prices)
     m = values.shape[1]
-    return _jump_bisect(values, demands, supplies, *setup[:-1], min(m, _UNROLLED_LEVELS),
-                        jnp.maximum(setup[-1], _UNROLLED_LEVELS))
+    return _jump_bisect(values, demands, supplies, mu, lam, cnt, q0, lo, hi,
+                        min(m, _UNROLLED_LEVELS), jnp.maximum(levels, _UNROLLED_LEVELS))
 
 
 def _jump_setup(v, d, s, p, prev=None):
