@@ -326,6 +326,7 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
         marginal = np.zeros((B, n, m), bool)
         r = np.zeros((B, n), np.int64)
         case_a = np.zeros((B, n), bool)
+        mu = np.full((B, n), -1, np.int32)     # marginal payoffs at ``prices`` (-1: unknown)
         dev_step = "unit" if step == "search" else step
         n_lanes = 2 if (step != "search" and B >= PIPELINE_MIN_MARKETS) else 1
         t0 = time.perf_counter()
@@ -339,8 +340,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
 
     def collect(lane: _Lane) -> None:
         assert lane.pending is not None
-        newp, _, newb, lane.arcs = _rounds.collect_advance(M, lane.pending)
         rows = lane.pending_rows
+        newp, _, newb, mu[rows], lane.arcs = _rounds.collect_advance(M, lane.pending)
         prices[rows] = newp
         strict[rows], marginal[rows], r[rows], case_a[rows] = newb
         lane.pending = None
@@ -404,12 +405,13 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
                 t_flow += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 prices[active_next] += k[:, None] * Xa
+                mu[active_next] = -1
                 newb = _rounds.gather_bundles(M, prices, active_next)
                 (strict[active_next], marginal[active_next], r[active_next],
                  case_a[active_next]) = newb
             else:
                 lane.pending = _rounds.launch_advance(M, prices, active_next, Xa, step,
-                                                      bool(jumps))
+                                                      bool(jumps), mu)
                 lane.pending_rows = active_next
             iterations[active_next] += 1
             t_dev += time.perf_counter() - t0

@@ -39,13 +39,14 @@ __all__ = ["advance", "device_auction", "launch_advance", "collect_advance",
            "DEVICE_MAX_OBJECTS"]
 
 
-def _batched_long_step(v, d, s, p, X):
+def _batched_long_step(v, d, s, p, X, mu=None):
     cap = jnp.asarray(2 * MAX_VALUE, p.dtype)
-    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None))(v, d, s, p, X, cap)
+    return jax.vmap(_greedy.long_step, in_axes=(0, 0, 0, 0, 0, None, 0))(v, d, s, p, X, cap,
+                                                                          mu)
 
 
 def _batched_jumps(v, d, s, p):
-    return jax.vmap(_greedy.singleton_jumps)(v, d, s, p)
+    return _greedy.batched_singleton_jumps(v, d, s, p)[0]
 
 
 def _network_arcs(b, s):
@@ -63,21 +64,28 @@ def _network_arcs(b, s):
 
 
 @partial(jax.jit, static_argnames=("step", "jumps"))
-def advance(v, d, s, p, X, step: str, jumps: bool):
+def advance(v, d, s, p, X, mu, step: str, jumps: bool):
     """Round kernel for a (padded) chunk of markets: raise every market's set X by its
-    step (then, with ``jumps``, the singleton jumps). Returns new prices, steps, the
-    bundle arrays the host keeps ``(strict, marginal, r, case_a)`` and the arc structure
-    of N(p_new)."""
+    step (then, with ``jumps``, the singleton jumps). ``mu`` ``(B, n)``: the marginal
+    payoffs at ``p`` (what this kernel returned last), ``-1`` where unknown; every price
+    only rises from ``p``, so they narrow each later bisection for the marginal payoffs
+    (:func:`jaxwalras.kernels.greedy.unit_threshold`) without changing its result.
+    Returns new prices, steps, the bundle arrays the host keeps ``(strict, marginal, r,
+    case_a)``, the marginal payoffs at the new prices and the arc structure of
+    N(p_new)."""
     if step == "unit":
         k = jnp.ones(p.shape[0], p.dtype)
     else:
-        k = _batched_long_step(v, d, s, p, X)
+        k = _batched_long_step(v, d, s, p, X, mu)
     k = jnp.where(jnp.any(X, axis=1), k, 0)
     p_new = p + k[:, None] * X.astype(p.dtype)
+    prev = (mu, k)                     # payoffs fell by at most k since mu
     if jumps:
-        p_new = _batched_jumps(v, d, s, p_new)
-    b = _bundles(v, d, s, p_new)
-    return p_new, k, (b.strict, b.marginal, b.r, b.case_a), _network_arcs(b, s)
+        p_jump, mu = _greedy.batched_singleton_jumps(v, d, s, p_new, prev)
+        prev = (mu, jnp.max(p_jump - p_new, axis=1))
+        p_new = p_jump
+    b = jax.vmap(_greedy.preferred_bundles)(v, d, s, p_new, prev)
+    return p_new, k, (b.strict, b.marginal, b.r, b.case_a), b.mu, _network_arcs(b, s)
 
 
 long_steps = jax.jit(_batched_long_step)
@@ -125,9 +133,11 @@ def device_auction(v, d, s, p0, step: str, max_rounds, jumps: bool = False):
 
 
 def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray,
-                   step: str, jumps: bool = False) -> list:
+                   step: str, jumps: bool = False, mu: np.ndarray | None = None) -> list:
     """Dispatch the round kernel for the markets ``rows`` (asynchronously), in chunks
-    padded to bucketed sizes; :func:`collect_advance` fetches the results."""
+    padded to bucketed sizes; :func:`collect_advance` fetches the results. ``mu``
+    ``(B, n)``: the marginal payoffs at ``prices`` that the last round kernel returned
+    (``-1`` where unknown; default unknown)."""
     out = []
     for lo, hi, size in M.layouts(len(rows)):
         idx, pos = spread(rows[lo:hi], size, len(M.devices))
@@ -135,29 +145,32 @@ def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarra
         Xp = np.zeros((size, M.mb), bool)
         Xp[pos, :M.m] = X[lo:hi]
         p = M.cols(prices, idx)
-        res = advance(*M.put(v, d, s, p, Xp), step=step, jumps=jumps)
+        mu_p = np.zeros((size, M.nb), np.int32)   # padding buyers: case B, mu = 0
+        mu_p[:, :M.n] = -1 if mu is None else mu[idx]
+        res = advance(*M.put(v, d, s, p, Xp, mu_p), step=step, jumps=jumps)
         out.append((pos, res))
     return out
 
 
 def collect_advance(M: Padded, launched: list):
     """Host copies of :func:`launch_advance`'s results, unpadded: new prices, steps,
-    bundles ``(strict, marginal, r, case_a)`` and the arc structure, concatenated over the
-    chunks."""
+    bundles ``(strict, marginal, r, case_a)``, the marginal payoffs ``mu`` (int32) and the
+    arc structure, concatenated over the chunks."""
     n, m, nb = M.n, M.m, M.nb
-    ps, ks, bs, arcs = [], [], [], []
+    ps, ks, bs, mus, arcs = [], [], [], [], []
     for pos, res in launched:
-        p_new, k, b, net = jax.device_get(res)
+        p_new, k, b, mu, net = jax.device_get(res)
         ps.append(np.asarray(p_new[pos, :m], np.int64))
         ks.append(np.asarray(k[pos], np.int64))
         bs.append((b[0][pos, :n, :m], b[1][pos, :n, :m], np.asarray(b[2][pos, :n], np.int64),
                    b[3][pos, :n]))
+        mus.append(mu[pos, :n])
         bm, rank, cap = net
         two = np.r_[0:n, nb:nb + n]                 # real buyer nodes i^F, i^M
         arcs.append((bm[pos][:, two, :m], rank[pos][:, two, :m], cap[pos][:, two]))
     # (concatenate also copies: the host arrays are written to later)
     cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
-    return np.concatenate(ps), np.concatenate(ks), cat(bs), cat(arcs)
+    return np.concatenate(ps), np.concatenate(ks), cat(bs), np.concatenate(mus), cat(arcs)
 
 
 def batch_long_steps(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray

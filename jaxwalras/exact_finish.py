@@ -271,8 +271,8 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
     import jax
     import jax.numpy as jnp
     from ._batching import map_chunks
-    from .highs import lp_scales
-    from .menu_host import dual_value, quantity_scale
+    from .highs import lp_and_quantity_scales
+    from .menu_host import dual_value
     out = np.array(P, np.float64, copy=True)
     idx = np.nonzero(ok)[0]
     if idx.size == 0:
@@ -282,12 +282,13 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
     B, N, Kb, L = X.shape
     F, Ks = C.shape[1:]
     ai, ri, lam, mu = a[idx], r[idx], LAM[idx], MU[idx]
-    vs, qs = lp_scales(Ai, ri)
+    vs, qs, qscale = lp_and_quantity_scales(Ai, ri)
     q = qs[:, None, None, :]
     Xn, Yn, Vn, Cn = X / q, Y / q, V / (vs[:, None, None] * (1 + ai)[:, None, None]), C / vs[:, None, None]
     # held options: every option with positive weight (the largest first), pseudo-agents
-    # for the second, third ... positive options of the (<= L) mixing agents
-    P_extra = L * L
+    # for the second, third ... positive options of the (<= L) mixing agents (at most
+    # L * L per economy; as many slots as this batch uses: the others would only add
+    # invalid rows, which never reach the LP)
 
     def rows(Z, W, m, w):
         A_, K = m.shape[1:]
@@ -297,14 +298,11 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
         b_, a_, k_ = np.nonzero(pos)
         first = k_ == held[b_, a_]
         b2, a2, k2 = b_[~first], a_[~first], k_[~first]
-        slot = np.zeros(b2.size, np.int64)
-        if b2.size:
-            cnt = np.zeros(B, np.int64)
-            for t in range(b2.size):             # <= L * L per economy: tiny loop
-                slot[t] = cnt[b2[t]]
-                cnt[b2[t]] += 1
-        keep = slot < P_extra
+        # each economy's extra options numbered in (agent, option) order (b2 is sorted)
+        slot = np.arange(b2.size) - np.searchsorted(b2, b2, side="left")
+        keep = slot < L * L
         b2, a2, k2, slot = b2[keep], a2[keep], k2[keep], slot[keep]
+        P_extra = int(slot.max(initial=-1)) + 1
         agent = np.concatenate([np.broadcast_to(np.arange(A_), (B, A_)),
                                 np.zeros((B, P_extra), np.int64)], 1)
         hk = np.concatenate([held, np.zeros((B, P_extra), np.int64)], 1)
@@ -328,10 +326,10 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
     # goods with excess supply are free (price 0)
     d = np.einsum("bnk,bnkl->bl", lam, X) + ri
     s_ = np.einsum("bfk,bfkl->bl", mu, Y)
-    slack = (s_ - d) > 1e-9 * (quantity_scale(Ai) + np.abs(ri))
+    slack = (s_ - d) > 1e-9 * (qscale + np.abs(ri))
     pn0 = P[idx] * qs / vs[:, None]
     pmax = np.where(slack, 0.0, 1e3 * np.maximum(np.abs(pn0).max(-1, keepdims=True), 1.0))
-    real = okr & (np.abs(G).sum(-1) > 0)
+    real = okr & (G != 0).any(-1)
 
     def near(p):   # constraints (nearly) binding or violated at p, relative per row
         Gp = np.einsum("bml,bl->bm", G, p)
@@ -350,12 +348,16 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
         if todo.size == 0:
             break
         act = active[todo]
-        order = np.argsort(~act, axis=1, kind="stable")
-        # rows in a bucket (16, 64, 256, ...: few compiled shapes; warm_canonical)
+        # rows in a bucket (16, 64, 256, ...: few compiled shapes; warm_canonical); the
+        # active rows first, in row order; the padding rows are masked out (the kernel
+        # zeroes them), so which row pads does not matter: row 0
         Mx = padded_size(int(act.sum(1).max(initial=1)), base=4, floor=16)
-        sel = order[:, :Mx]
-        args = (np.take_along_axis(G[todo], sel[..., None], 1),
-                np.take_along_axis(h[todo], sel, 1), np.take_along_axis(act, sel, 1), pmax[todo])
+        ti, mi = np.nonzero(act)
+        slot = np.arange(ti.size) - np.searchsorted(ti, ti, side="left")
+        sel = np.zeros((todo.size, Mx), np.int64)
+        okp = np.zeros((todo.size, Mx), bool)
+        sel[ti, slot], okp[ti, slot] = mi, True
+        args = (G[todo[:, None], sel], h[todo[:, None], sel], okp, pmax[todo])
         with jax.enable_x64(True):          # scoped: the global flag is untouched
             parts = [o for _, _, o in map_chunks(
                 lambda ix: fn(*(jnp.asarray(z[ix]) for z in args)), todo.size, size, floor=size)]

@@ -149,12 +149,21 @@ def lp_scales(A: MenuArrays, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     two) that every LP/MILP of the library divides its data by before HiGHS sees it, so
     HiGHS' absolute tolerances act relative to the economy's own scale (and a change of the
     money unit is exact)."""
+    vs, qs, _ = lp_and_quantity_scales(A, r)
+    return vs, qs
+
+
+def lp_and_quantity_scales(A: MenuArrays, r: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lp_scales` and :func:`jaxwalras.menu_host.quantity_scale` (the same
+    numbers) from one pass over the options."""
     X, V, bm, Y, C, sm = A
     vs = np.maximum(np.where(bm, np.abs(V), 0.0).max((-1, -2)),
                     np.where(sm, np.abs(C), 0.0).max((-1, -2)))
-    qs = np.maximum(np.maximum(np.where(bm[..., None], X, 0.0).max((-2, -3)),
-                               np.where(sm[..., None], Y, 0.0).max((-2, -3))), np.abs(r))
-    return _pow2(vs), _pow2(qs)
+    qx = np.where(bm[..., None], X, 0.0).max(-2)            # (..., N, L)
+    qy = np.where(sm[..., None], Y, 0.0).max(-2)            # (..., F, L)
+    qs = np.maximum(np.maximum(qx.max(-2), qy.max(-2)), np.abs(r))
+    return _pow2(vs), _pow2(qs), qx.sum(-2) + qy.sum(-2)
 
 
 def _scaled(A: MenuArrays, r: np.ndarray, vs: np.ndarray, qs: np.ndarray

@@ -98,7 +98,7 @@ def _warm_multiunit(example: Any, sizes: Sequence[tuple[int, int]] | None, top: 
                 done.append(("device_auction", (size, nb, mb)))
             else:
                 dev_step = "unit" if step == "search" else step
-                out = _rounds.advance(*put(z3, zn, zm, zm, np.zeros((size, mb), bool)),
+                out = _rounds.advance(*put(z3, zn, zm, zm, np.zeros((size, mb), bool), zn),
                                       step=dev_step, jumps=jumps)
                 done.append(("advance", (size, nb, mb)))
                 if step == "search":

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["Bundles", "unit_threshold", "preferred_bundles", "forced_units", "long_step",
-           "own_price_demand", "singleton_jumps", "batched"]
+           "own_price_demand", "singleton_jumps", "batched_singleton_jumps", "batched"]
 
 
 class Bundles(NamedTuple):
@@ -75,24 +75,39 @@ def _units_at_least(u: jax.Array, s: jax.Array, t: jax.Array) -> jax.Array:
     return jnp.sum(jnp.where(u >= t[:, None], s[None, :], 0), axis=1)
 
 
-def unit_threshold(u: jax.Array, s: jax.Array, d: jax.Array) -> tuple[jax.Array, jax.Array]:
+def unit_threshold(u: jax.Array, s: jax.Array, d: jax.Array,
+                   prev: tuple[jax.Array, jax.Array] | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
     """Marginal payoff ``mu_i`` and case of every buyer from her payoffs ``u`` ``(n, m)``.
 
     Case A holds when some payoff is positive and the positive units reach the demand,
     ``C_i(1) >= d_i``; then ``mu_i = max {t in [1, max_j u_ij] : C_i(t) >= d_i}`` is the
     payoff of the ``d_i``-th best unit (for ``d_i = 0``: the best payoff). Otherwise
     (case B) ``mu_i = 0``. By bisection on ``t``: ``O(n m log(max u))``.
+
+    ``prev = (mu0, delta)`` narrows the bisection (same result): ``mu0`` ``(n,)`` the
+    marginal payoffs at prices lower than these by at most ``delta`` (a scalar ``>= 0``)
+    on every object, or ``-1`` where unknown. Payoffs then fell by at most ``delta``, so
+    ``C_i`` fell pointwise and ``C_i(t) >= C_i^0(t + delta)``: ``mu0_i - delta <= mu_i <=
+    mu0_i`` in case A (which implies case A at the lower prices), and the bisection takes
+    ``log2(delta + 1)`` steps; ``delta = 0`` reads ``mu0`` off.
     """
     umax = jnp.max(u, axis=1)
     case_a = (umax > 0) & (_units_at_least(u, s, jnp.ones_like(d)) >= d)
     lo = jnp.ones_like(d)
     hi = jnp.where(case_a, umax + 1, 2)          # case B: a closed bracket, no steps
+    if prev is not None:
+        mu0, delta = prev
+        known = case_a & (mu0 >= 0)
+        lo = jnp.where(known, jnp.maximum(lo, mu0 - delta), lo)
+        hi = jnp.where(known, jnp.minimum(hi, mu0 + 1), hi)
     mu, _ = _bisect(lambda t: _units_at_least(u, s, t) >= d, lo, hi)
     return jnp.where(case_a, mu, 0), case_a
 
 
 def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-                      prices: jax.Array) -> Bundles:
+                      prices: jax.Array,
+                      prev: tuple[jax.Array, jax.Array] | None = None) -> Bundles:
     """Greedy preferred-bundle structure ``(F, M, r, mu, V)`` of one market at ``prices``.
 
     Every preferred bundle of buyer ``i`` takes ``s_j`` units of each ``j in F_i``, exactly
@@ -100,7 +115,8 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
     units of ``M_i`` in case B, and nothing else (Eickhoff et al., 2024, §2.1).
     ``V_i = sum_{F_i} s_j u_ij + r_i mu_i``. With ``mu_i`` from :func:`unit_threshold`:
     ``F_i = {u_ij > mu_i}``, ``M_i = {u_ij = mu_i}`` (in case B, ``mu_i = 0``) and
-    ``r_i = d_i - s(F_i)`` in case A.
+    ``r_i = d_i - s(F_i)`` in case A. ``prev``: see :func:`unit_threshold` (it changes
+    only the cost).
     """
     v, d, s = values, demands, supplies
     n, m = v.shape
@@ -109,7 +125,7 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
         zi = jnp.zeros((n,), v.dtype)
         return Bundles(z, z, zi, zi, zi, jnp.zeros((n,), bool))
     u = v - prices[None, :]
-    mu, case_a = unit_threshold(u, s, d)
+    mu, case_a = unit_threshold(u, s, d, prev)
     strict = u > mu[:, None]
     marginal = u == mu[:, None]
     r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
@@ -118,10 +134,11 @@ def preferred_bundles(values: jax.Array, demands: jax.Array, supplies: jax.Array
                    util.astype(v.dtype), case_a)
 
 
-def _levels(u, s, d):
+def _levels(u, s, d, prev=None):
     """``(mu, case_a, strict, marg, r, s(M))`` with ``marg`` the case-A marginal level
-    (empty in case B, where zero-payoff objects are never forced)."""
-    mu, case_a = unit_threshold(u, s, d)
+    (empty in case B, where zero-payoff objects are never forced); ``prev`` as in
+    :func:`unit_threshold`."""
+    mu, case_a = unit_threshold(u, s, d, prev)
     strict = u > mu[:, None]
     marg = case_a[:, None] & (u == mu[:, None])
     r = jnp.where(case_a, d - jnp.sum(jnp.where(strict, s[None, :], 0), axis=1), 0)
@@ -162,7 +179,8 @@ def forced_units(values: jax.Array, demands: jax.Array, supplies: jax.Array,
 
 
 def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
-              prices: jax.Array, in_set: jax.Array, cap: jax.Array) -> jax.Array:
+              prices: jax.Array, in_set: jax.Array, cap: jax.Array,
+              mu: jax.Array | None = None) -> jax.Array:
     """Adapted step length: how far ``X`` can be raised before the Lyapunov slope changes.
 
     Along ``p + t 1_X`` the slope of ``Lyap`` is ``s(X) - sum_i x_i(t)`` with ``x_i`` the
@@ -177,11 +195,14 @@ def long_step(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     ``O(n m)`` given the marginal payoffs: the taken ``X`` objects are those of ``F_i`` with
     supply, and those of ``M_i`` when ``r_i`` exceeds the supply of ``M_i`` outside ``X``;
     the unbought positive objects outside ``X`` lie below ``mu_i``, or on ``M_i`` when its
-    supply outside ``X`` exceeds ``r_i``.
+    supply outside ``X`` exceeds ``r_i``. ``mu``: the marginal payoffs at ``prices``
+    where known (``-1`` elsewhere), as :func:`preferred_bundles` returned them; they
+    save their bisection.
     """
     v, d, s = values, demands, supplies
     u = v - prices[None, :]
-    mu, case_a, strict, marg, r, _ = _levels(u, s, d)
+    prev = None if mu is None else (mu, jnp.zeros((), mu.dtype))
+    mu, case_a, strict, marg, r, _ = _levels(u, s, d, prev)
     big = jnp.asarray(cap, u.dtype)
     x = in_set[None, :]
     has = (s > 0)[None, :]
@@ -241,10 +262,18 @@ def _tail_levels(u, s, mu, need):
     (``lam[:, -1] = mu``) with ``cnt[:, t]`` units on it, until the units at payoff
     ``>= lam`` reach ``need`` or no positive payoff is left. Returns ``(lam, cnt,
     levels)``: ``(n, m)`` arrays whose first ``levels`` columns are used (``levels`` is
-    the largest count over the buyers; ``O(n m)`` per level)."""
-    n, m = u.shape
-    has = (s > 0)[None, :]
-    q0 = _units_at_least(u, s, mu)
+    the largest count over the buyers; ``O(n m)`` per level).
+
+    Also for a batch of markets as it is, with leading axes on every argument (``u``
+    ``(..., n, m)``, ``s`` ``(..., m)``, ``mu`` and ``need`` ``(..., n)``): one loop for
+    the whole batch, ``levels`` its largest count. A buyer that needs no more levels
+    writes zeros, so every market's arrays are those it has alone (under ``jax.vmap``
+    the per-market loop count makes the level index batched: every level write becomes
+    a scatter and every carried array is masked per step)."""
+    m = u.shape[-1]
+    has = (s > 0)[..., None, :]
+    sj = s[..., None, :]
+    q0 = jnp.sum(jnp.where(u >= mu[..., None], sj, 0), axis=-1)
 
     def cond(c):
         t, last, q, _, _ = c
@@ -253,15 +282,15 @@ def _tail_levels(u, s, mu, need):
     def body(c):
         t, last, q, lam, cnt = c
         live = (q < need) & (last > 0)
-        nxt = jnp.max(jnp.where(has & (u < last[:, None]) & (u > 0), u, 0), axis=1)
+        nxt = jnp.max(jnp.where(has & (u < last[..., None]) & (u > 0), u, 0), axis=-1)
         nxt = jnp.where(live, nxt, 0)
-        k = jnp.sum(jnp.where(has & (u == nxt[:, None]) & (nxt > 0)[:, None], s[None, :], 0),
-                    axis=1)
-        lam = jax.lax.dynamic_update_index_in_dim(lam, nxt, t, axis=1)
-        cnt = jax.lax.dynamic_update_index_in_dim(cnt, k, t, axis=1)
+        k = jnp.sum(jnp.where(has & (u == nxt[..., None]) & (nxt > 0)[..., None], sj, 0),
+                    axis=-1)
+        lam = jax.lax.dynamic_update_index_in_dim(lam, nxt, t, axis=-1)
+        cnt = jax.lax.dynamic_update_index_in_dim(cnt, k, t, axis=-1)
         return t + 1, nxt, q + k, lam, cnt
 
-    zero = jnp.zeros((n, m), u.dtype)
+    zero = jnp.zeros(u.shape, u.dtype)
     levels, _, _, lam, cnt = jax.lax.while_loop(
         cond, body, (jnp.asarray(0, jnp.int32), mu, q0, zero, zero))
     return lam, cnt, q0, levels
@@ -292,43 +321,108 @@ def singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
     (``<= log2(max u) + 1``). ``nbits`` is accepted for compatibility and ignored.
     """
     del nbits
-    v, d, s, p = values, demands, supplies, prices
-    n, m = v.shape
-    if n == 0 or m == 0:
-        return p
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        return prices
+    mu, lam, cnt, q0, lo, hi, levels = _jump_setup(values, demands, supplies, prices)
+    m = values.shape[1]
+    return _jump_bisect(values, demands, supplies, mu, lam, cnt, q0, lo, hi,
+                        min(m, _UNROLLED_LEVELS), jnp.maximum(levels, _UNROLLED_LEVELS))
+
+
+def _jump_setup(v, d, s, p, prev=None):
+    """The prices-only part of :func:`singleton_jumps` for one market: ``(mu, lam, cnt,
+    q0, lo, hi, levels)``, the brackets ``(lo, hi]`` of every ``T_j`` and the tail levels
+    (:func:`_tail_levels`) that :func:`_jump_bisect` reads; ``prev`` as in
+    :func:`unit_threshold`."""
+    u, mu, need, lo, hi = _jump_pre(v, d, s, p, prev)
+    lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
+    return mu, lam, cnt, q0, lo, hi, levels
+
+
+def _jump_pre(v, d, s, p, prev=None):
+    """:func:`_jump_setup` up to the tail levels: ``(u, mu, need, lo, hi)``."""
     u = v - p[None, :]
-    mu, case_a, strict, marg, r, s_m = _levels(u, s, d)
+    mu, case_a, strict, marg, r, s_m = _levels(u, s, d, prev)
     sj = s[None, :]
     c0 = jnp.where(strict & (u > 0), sj,
                    jnp.where(marg, jnp.clip(r[:, None] - s_m[:, None] + sj, 0, sj), 0))
     over = jnp.sum(c0, axis=0) > s
     need = jnp.where(case_a & jnp.any(over), d + jnp.max(s), 0)
-    lam, cnt, q0, levels = _tail_levels(u, s, mu, need)
+    # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
+    top = jnp.maximum(jnp.max(u, axis=0), 0)
+    lo = jnp.where(over, p, p - 1)
+    hi = jnp.where(over, p + top, p)
+    return u, mu, need, lo, hi
+
+
+def _jump_bisect(v, d, s, mu, lam, cnt, q0, lo, hi, unrolled: int, upto):
+    """The bisection of :func:`singleton_jumps` for one market: the levels ``t <
+    unrolled`` (static) are read in one fused pass, those in ``[unrolled, upto)`` (a
+    traced count, or ``None`` for none) in a loop. Levels at or past a buyer's own count
+    hold no units, so any ``upto`` at least the market's level count gives the same
+    ``T``."""
+    m = v.shape[1]
+    sj = s[None, :]
 
     def units_at(w):                      # C_i(w) for mu_i >= w > 0, from the levels
         def add(t, acc):
             lt = jax.lax.dynamic_index_in_dim(lam, t, axis=1)
             ct = jax.lax.dynamic_index_in_dim(cnt, t, axis=1)
             return acc + jnp.where(lt >= w, ct, 0)
-        # the first levels unrolled (one fused pass; unused ones hold no units), the rest,
-        # if any buyer needs more, in a loop
         acc = jnp.broadcast_to(q0[:, None], w.shape)
-        for t in range(min(m, _UNROLLED_LEVELS)):
+        for t in range(min(m, unrolled)):
             acc = add(t, acc)
-        return jax.lax.fori_loop(min(m, _UNROLLED_LEVELS), jnp.maximum(levels, _UNROLLED_LEVELS),
-                                 add, acc)
+        if upto is None:
+            return acc
+        return jax.lax.fori_loop(min(m, unrolled), upto, add, acc)
 
     def still_over(q):                    # D_j(q) > s_j, for q >= p_j
         w = v - q[None, :]
         c = jnp.where(w > mu[:, None], sj, jnp.clip(d[:, None] + sj - units_at(w), 0, sj))
         return jnp.sum(jnp.where(w > 0, c, 0), axis=0) > s
 
-    # T_j in (lo, hi]: D(lo) > s_j where overdemanded, D(hi) = 0 <= s_j
-    top = jnp.maximum(jnp.max(u, axis=0), 0)
-    lo = jnp.where(over, p, p - 1)
-    hi = jnp.where(over, p + top, p)
     _, T = _bisect(still_over, lo, hi)
     return T
+
+
+#: level counts the batched jump kernel has a fully unrolled bisection for
+_JUMP_UNROLLS = (2, 4, 8)
+
+
+def batched_singleton_jumps(values: jax.Array, demands: jax.Array, supplies: jax.Array,
+                            prices: jax.Array,
+                            prev: tuple[jax.Array, jax.Array] | None = None
+                            ) -> tuple[jax.Array, jax.Array]:
+    """:func:`singleton_jumps` for a batch of markets ``(B, n, m)`` (same results), and
+    the marginal payoffs ``mu`` ``(B, n)`` at ``prices`` (:func:`unit_threshold`;
+    ``prev``: per market, as there, ``((B, n), (B,))``).
+
+    The bisection reads as many payoff levels as the batch needs at most (a switch over
+    fully unrolled variants with 2, 4 or 8 levels, or 8 plus a loop), where the vmapped
+    per-market kernel always reads 8 levels and loops over the rest with masks: on CPU the
+    bisection, which dominates the auction's round kernel, then costs about what the
+    levels the batch uses cost."""
+    v, d, s, p = values, demands, supplies, prices
+    B, n, m = v.shape
+    if B == 0 or n == 0 or m == 0:
+        return p, jnp.zeros((B, n), v.dtype)
+    u, mu, need, lo, hi = jax.vmap(_jump_pre)(v, d, s, p, prev)
+    lam, cnt, q0, most = _tail_levels(u, s, mu, need)          # one loop for the batch
+    setup = (mu, lam, cnt, q0, lo, hi)
+    unrolls = sorted({min(m, k) for k in _JUMP_UNROLLS})
+
+    def variant(k, loop):
+        def run(args):
+            upto = most if loop else None
+            return jax.vmap(lambda *a: _jump_bisect(*a, k, upto))(*args)
+        return run
+
+    branches = [variant(k, False) for k in unrolls]
+    if m > unrolls[-1]:
+        branches.append(variant(unrolls[-1], True))
+    index = jnp.sum(most > jnp.asarray(unrolls))       # the first variant with k >= most
+    index = jnp.minimum(index, len(branches) - 1)
+    return jax.lax.switch(index, branches, (v, d, s, *setup)), setup[0]
 
 
 def batched(fn, n_batch_axes: int = 1):
