@@ -17,7 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/jaxwalras demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist loadfile -q -m "not isolated"
+	$(PY) -m pytest -q -m isolated
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
