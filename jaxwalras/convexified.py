@@ -45,7 +45,8 @@ from .economy import MenuArrays, MenuEconomy
 from .exact_finish import canonical_prices, device_exact_finish, host_exact_finish
 from .highs import menu_lp_feasible, solve_menu_lps
 from .kernels.smoothed_dual import solve_batch
-from .menu_host import broadcast_inputs, certificate, rel_gap, rel_infeasibility
+from .menu_host import (broadcast_inputs, dual_value, primal_and_infeasibility, rel_gap,
+                        rel_infeasibility)
 from .single_good import convexified_one_good
 from .status import Status
 
@@ -200,9 +201,10 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
                          **options: Any):
     """Device solve, then the exact finish (``backend``: "device" or "host").
 
-    Returns ``(ok, P, LAM, MU, iterations, cert)``; ``cert`` is ``None`` or ``(have, dual,
-    primal, infeas)`` with the certificate of the economies finished on the device
-    (``have`` True), so the caller does not recompute it on the host."""
+    Returns ``(ok, P, LAM, MU, iterations, dual)``; ``dual`` is ``None`` (``exact=False``)
+    or ``g(P)`` where ``ok`` (NaN elsewhere).  With ``exact=True`` each chunk's prices are
+    made canonical (:func:`jaxwalras.exact_finish.canonical_prices`) as soon as it is
+    finished, so that host work overlaps the device solve of the next chunk."""
     if not exact:
         if options.get("solver", "newton") == "newton":
             options.setdefault("steps", 2)  # nothing polishes the answer: two steps per tau
@@ -220,24 +222,27 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
     LAM = np.zeros(A.V.shape)
     MU = np.zeros(A.C.shape)
     iters = np.zeros(B, np.int64)
-    have = np.zeros(B, bool)
-    dual, primal, infeas = np.zeros(B), np.zeros(B), np.zeros(B)
+    dual = np.full(B, np.nan)
     for lo, hi, sol in _device_chunks(A, a, r, size, **options):
         sl = slice(lo, hi)
         P0 = sol.prices.astype(np.float64)
         iters[sl] = sol.iterations
         rest = np.arange(hi - lo)
+        Ac = A.take(sl)
         if backend == "device":
-            okd, P[sl], LAM[sl], MU[sl], dual[sl], primal[sl], infeas[sl] = \
-                device_exact_finish(P0, A.take(sl), a[sl], r[sl])
-            ok[sl] = have[sl] = okd
-            rest = np.flatnonzero(~okd)
-        if rest.size:
+            ok[sl], P[sl], LAM[sl], MU[sl], *_ = device_exact_finish(P0, Ac, a[sl], r[sl])
+            rest = np.flatnonzero(~ok[sl])
+        if rest.size == hi - lo:
+            ok[sl], P[sl], LAM[sl], MU[sl], _ = host_exact_finish(P0, Ac, a[sl], r[sl])
+        elif rest.size:
             g = lo + rest
             ok[g], P[g], LAM[g], MU[g], _ = host_exact_finish(P0[rest], A.take(g), a[g], r[g])
+        # optimal prices need not be unique: the lexicographically smallest ones, a choice
+        # that depends on the economy alone (not on the solver, backend or batch)
+        P[sl], dual[sl] = canonical_prices(P[sl], LAM[sl], MU[sl], Ac, a[sl], r[sl], ok[sl])
         if bar is not None:
             bar.update(hi - lo)
-    return ok, P, LAM, MU, iters, (have, dual, primal, infeas)
+    return ok, P, LAM, MU, iters, dual
 
 
 # ----------------------------------------------------------------------------------------
@@ -365,7 +370,7 @@ def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reser
     A = economy.host_arrays(batch, flat=True)
     B = A.n_markets
     af, rf = a.reshape(B), r.reshape(B, L)
-    cert = None
+    dual = None
     with Progress(B, "convexified equilibria", unit="economy", enabled=progress) as bar:
         if method == "lp":
             ok, P, LAM, MU, it = solve_menu_lps(A, af, rf)
@@ -374,29 +379,26 @@ def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reser
             ok, P, LAM, MU, it = convexified_one_good(A, af, rf)
             bar.update(B)
         elif exact:
-            ok, P, LAM, MU, it, cert = _smoothed_then_exact(
+            ok, P, LAM, MU, it, dual = _smoothed_then_exact(
                 A, af, rf, exact=True, chunk_size=chunk_size, backend=backend, bar=bar,
                 **device_options)
         else:
-            ok, P, LAM, MU, it, cert = _smoothed_then_exact(
+            ok, P, LAM, MU, it, dual = _smoothed_then_exact(
                 A, af, rf, exact=False, chunk_size=chunk_size, backend=backend, **device_options)
             bar.update(B)
-    if method == "lp" or (method == "smoothed" and exact):
+    if method == "lp":
         # optimal prices need not be unique: return the lexicographically smallest ones, a
         # choice that depends on the economy alone (not on the solver, backend or batch)
-        P = canonical_prices(P, LAM, MU, A, af, rf, ok)
-        cert = None
-    if cert is None:
-        c = certificate(P, LAM, MU, A, af, rf)
-        dual, primal, gap, rel, infeas = c
-    else:   # certified on the device where ``have`` (same formulas); the rest here
-        have, dual, primal, infeas = cert
-        m = np.flatnonzero(~have)
+        P, dual = canonical_prices(P, LAM, MU, A, af, rf, ok)
+    if dual is None:
+        dual = dual_value(P, A, af, rf)
+    else:      # g(P) is known where ``ok``
+        m = np.flatnonzero(~np.isfinite(dual))
         if m.size:
-            c = certificate(P[m], LAM[m], MU[m], A.take(m), af[m], rf[m])
-            dual[m], primal[m], infeas[m] = c.dual, c.primal, c.infeasibility
-        gap = dual - primal
-        rel = rel_gap(gap, dual, primal, A, af)
+            dual[m] = dual_value(P[m], A.take(m), af[m], rf[m])
+    primal, infeas = primal_and_infeasibility(LAM, MU, A, af, rf)
+    gap = dual - primal
+    rel = rel_gap(gap, dual, primal, A, af)
     # both tests relative to the economy's own scales: the duality gap to its values, the
     # excess demand of each good to the quantities of that good the weights move
     certified = (rel <= rtol) & (rel_infeasibility(LAM, MU, A, rf) <= 1e-9)

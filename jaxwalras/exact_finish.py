@@ -36,6 +36,14 @@ DEVICE_FINISH_MAX_AGENTS = 64
 DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
 
 
+def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
+    """``idx`` as a slice when it is a contiguous ascending run (indexing then gives
+    views, not copies); else ``idx`` itself."""
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size and (idx.size == 1 or (np.diff(idx) == 1).all()):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
 def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
                       rounds: int = 6, rel_eps: float = 1e-3, cert_tol: float = 1e-10,
                       block: int = 48):
@@ -94,10 +102,12 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
     for rnd in range(rounds + 1):
         if todo.size == 0:
             break
-        u, w = surpluses(P[todo], A.take(todo), a[todo])
-        e = eps[todo][:, None, None]
-        cand_b[todo] |= bm[todo] & (u.max(-1, keepdims=True) - u <= e * (1 + a[todo])[:, None, None])
-        cand_s[todo] |= sm[todo] & (w.max(-1, keepdims=True) - w <= e)
+        rows = _as_slice(todo)    # a view where the rows are contiguous: no copies
+        Ar = A.take(rows)
+        u, w = surpluses(P[rows], Ar, a[rows])
+        e = eps[rows][:, None, None]
+        cand_b[rows] |= Ar.bm & (u.max(-1, keepdims=True) - u <= e * (1 + a[rows])[:, None, None])
+        cand_s[rows] |= Ar.sm & (w.max(-1, keepdims=True) - w <= e)
         if rnd > 0:   # restricted options could not clear the market: buyers may drop out
             short = todo[~ok[todo]]
             cand_b[short, :, 0] = True
@@ -106,24 +116,26 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
             cand_b[todo], cand_s[todo] = bm[todo], sm[todo]
 
         def solve(t):
+            t = _as_slice(t)
             sub = MenuArrays(X[t], V[t], cand_b[t], Y[t], C[t], cand_s[t])
             okb, Pb, Lb, Mb, itb = solve_menu_lp_blocks(sub, a[t], r[t],
                                                         None if final else elastic[t])
             if okb.any() or not final:
                 ok[t], P[t], LAM[t], MU[t] = okb, Pb, Lb, Mb
                 it[t] += itb
-            elif len(t) == 1:
-                b = t[0]
+            elif len(okb) == 1:
+                b = np.arange(B)[t][0]
                 ok[b], P[b], LAM[b], MU[b], nit = solve_menu_lp(sub.take(0), float(a[b]), r[b])
                 it[b] += nit
             else:  # the joint LP failed (some block infeasible): split it in halves
+                t = np.arange(B)[t]
                 solve(t[:len(t) // 2])
                 solve(t[len(t) // 2:])
 
         nblk = -(-todo.size // block)
         for t in np.array_split(todo, nblk):
             solve(t)
-        cert = certificate(P[todo], LAM[todo], MU[todo], A.take(todo), a[todo], r[todo])
+        cert = certificate(P[rows], LAM[rows], MU[rows], Ar, a[rows], r[rows])
         good = ok[todo] & (cert.gap <= cert_tol * vscale[todo] * max(1, V.shape[-2]))
         # no usable duals from a failed LP: next candidates from the device prices
         bad = todo[~ok[todo]]
@@ -254,37 +266,66 @@ def warm_canonical(n_goods: int, max_rows: int, max_batch: int) -> list[tuple[in
     return done
 
 
-def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArrays,
-                     a: np.ndarray, r: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """The lexicographically smallest optimal prices of certified convexified solutions.
+def _pinned_prices(E: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which equality systems ``E p = e`` (B, M, L) have rank ``L``, and their solutions.
 
-    An optimal vertex ``(lam, mu)`` fixes the set of optimal prices (complementary
-    slackness): every option with positive weight is a best option of its agent at ``p``
-    (buyers at ``(1+a) p``), and a good with excess supply has price 0.  Degenerate LPs
-    have a whole face of such prices, and which point a solver returns depends on its
-    pivots (for the block-diagonal HiGHS finish, on the other economies of the block).  This
-    picks, per economy, the lexicographically smallest point of that set
-    (:func:`jaxwalras.kernels.simplex.lex_min_prices`, on data scaled by the economy's own
-    powers of two), so the prices depend on the economy alone.  Economies not ``ok``, or
-    where the canonical prices fail the duality-gap check, keep ``P``.
+    Rows are normalised to unit length (zero rows stay zero) and each system is solved by
+    its own QR factorisation (the batch only stacks them: a system's answer does not depend
+    on the others).  A relative pivot below ``1e-8`` counts as rank-deficient, as does an
+    inconsistent (residual above ``1e-9``) or negative solution.  Returns ``(pinned (B,),
+    p (B, L))``; ``p`` is meaningful where ``pinned``.
     """
+    B, _, L = E.shape
+    norm = np.sqrt((E * E).sum(-1))
+    nz = norm > 0
+    inv = np.where(nz, 1.0 / np.where(nz, norm, 1.0), 0.0)
+    E, e = E * inv[..., None], e * inv
+    Q, R = np.linalg.qr(E)
+    d = np.abs(np.diagonal(R, axis1=-2, axis2=-1))
+    pinned = d.min(-1) >= 1e-8 * np.maximum(d.max(-1), 1e-300)
+    p = np.zeros((B, L))
+    if pinned.any():
+        rhs = np.einsum("bml,bm->bl", Q[pinned], e[pinned])
+        p[pinned] = np.linalg.solve(R[pinned], rhs[..., None])[..., 0]
+    scale = 1.0 + np.abs(p).max(-1)
+    resid = np.abs(np.einsum("bml,bl->bm", E, p) - e).max(-1)
+    tiny = 1e-12 * scale[:, None]
+    pinned &= (resid <= 1e-9 * scale) & (p >= -tiny).all(-1) & np.isfinite(p).all(-1)
+    return pinned, np.where(np.abs(p) <= tiny, 0.0, p)
+
+
+def _equalities(Z: np.ndarray, W: np.ndarray, m: np.ndarray, w: np.ndarray, zs: np.ndarray,
+                ws: np.ndarray, E: np.ndarray, e: np.ndarray, fill: np.ndarray) -> None:
+    """Append to ``E p = e`` (in place, from row ``fill[b]`` on) one row per positive
+    option ``k`` of every agent other than its largest-weight option ``h``:
+    ``(Z_h - Z_k) / zs . p = (W_h - W_k) / ws`` (``zs`` (B, L) and ``ws`` (B,) are powers of
+    two, so the scaling is exact).  At most ``L * L`` rows per economy are kept."""
+    L = Z.shape[-1]
+    b_, a_, k_ = np.nonzero((w > 1e-9) & m)
+    held = np.argmax(np.where(m, w, -1.0), -1)
+    h_ = held[b_, a_]
+    other = k_ != h_
+    b_, a_, k_, h_ = b_[other], a_[other], k_[other], h_[other]
+    slot = fill[b_] + np.arange(b_.size) - np.searchsorted(b_, b_, side="left")
+    keep = slot < L * L
+    b_, a_, k_, h_, slot = b_[keep], a_[keep], k_[keep], h_[keep], slot[keep]
+    E[b_, slot] = (Z[b_, a_, h_] - Z[b_, a_, k_]) / zs[b_]
+    e[b_, slot] = (W[b_, a_, h_] - W[b_, a_, k_]) / ws[b_]
+    np.maximum.at(fill, b_, slot + 1)
+
+
+def _lex_min_lp(P: np.ndarray, lam: np.ndarray, mu: np.ndarray, A: MenuArrays, a: np.ndarray,
+                r: np.ndarray, vs: np.ndarray, qs: np.ndarray, slack: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The lexicographically smallest optimal prices by LP (normalised units), for vertices
+    whose equalities leave a face of optimal prices.  Returns ``(p (B, L), status (B,))``."""
     import jax
     import jax.numpy as jnp
     from ._batching import map_chunks
-    from .highs import lp_and_quantity_scales
-    from .menu_host import dual_value
-    out = np.array(P, np.float64, copy=True)
-    idx = np.nonzero(ok)[0]
-    if idx.size == 0:
-        return out
-    Ai = A.take(idx)
-    X, V, bm, Y, C, sm = Ai
+    X, V, bm, Y, C, sm = A
     B, N, Kb, L = X.shape
-    F, Ks = C.shape[1:]
-    ai, ri, lam, mu = a[idx], r[idx], LAM[idx], MU[idx]
-    vs, qs, qscale = lp_and_quantity_scales(Ai, ri)
     q = qs[:, None, None, :]
-    Xn, Yn, Vn, Cn = X / q, Y / q, V / (vs[:, None, None] * (1 + ai)[:, None, None]), C / vs[:, None, None]
+    Xn, Yn, Vn, Cn = X / q, Y / q, V / (vs[:, None, None] * (1 + a)[:, None, None]), C / vs[:, None, None]
     # held options: every option with positive weight (the largest first), pseudo-agents
     # for the second, third ... positive options of the (<= L) mixing agents (at most
     # L * L per economy; as many slots as this batch uses: the others would only add
@@ -323,11 +364,7 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
     h = np.concatenate([(hb + 1e-12 * scale(hb, mb)).reshape(B, -1),
                         (hs + 1e-12 * scale(hs, ms)).reshape(B, -1)], 1)
     okr = np.concatenate([mb.reshape(B, -1), ms.reshape(B, -1)], 1)
-    # goods with excess supply are free (price 0)
-    d = np.einsum("bnk,bnkl->bl", lam, X) + ri
-    s_ = np.einsum("bfk,bfkl->bl", mu, Y)
-    slack = (s_ - d) > 1e-9 * (qscale + np.abs(ri))
-    pn0 = P[idx] * qs / vs[:, None]
+    pn0 = P * qs / vs[:, None]
     pmax = np.where(slack, 0.0, 1e3 * np.maximum(np.abs(pn0).max(-1, keepdims=True), 1.0))
     real = okr & (G != 0).any(-1)
 
@@ -366,13 +403,76 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
         more = near(pn)[todo] & ~active[todo]
         active[todo] |= more
         todo = todo[more.any(1) & (st[todo] == 0)]
+    return pn, st
+
+
+def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArrays,
+                     a: np.ndarray, r: np.ndarray, ok: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The lexicographically smallest optimal prices of certified convexified solutions.
+
+    An optimal vertex ``(lam, mu)`` fixes the set of optimal prices (complementary
+    slackness): every option with positive weight is a best option of its agent at ``p``
+    (buyers at ``(1+a) p``), and a good with excess supply has price 0.  These equalities
+    usually have rank ``L`` (a non-degenerate vertex), and then the set is their single
+    solution, found by a small QR solve per economy.  Degenerate LPs have a whole face of
+    optimal prices, and which point a solver returns depends on its pivots (for the
+    block-diagonal HiGHS finish, on the other economies of the block).  For those this
+    picks the lexicographically smallest point of the face
+    (:func:`jaxwalras.kernels.simplex.lex_min_prices`, on data scaled by the economy's own
+    powers of two), so the prices depend on the economy alone.  Economies not ``ok``, or
+    where the canonical prices fail the duality-gap check, keep ``P``.
+
+    Returns
+    -------
+    prices : ndarray, shape (B, L)
+    dual : ndarray, shape (B,)
+        ``g(prices)`` (:func:`jaxwalras.menu_host.dual_value`) where ``ok``, NaN elsewhere.
+    """
+    from .highs import lp_and_quantity_scales
+    from .menu_host import dual_value, weighted_bundles
+    out = np.array(P, np.float64, copy=True)
+    g_out = np.full(len(out), np.nan)
+    idx = np.nonzero(ok)[0]
+    if idx.size == 0:
+        return out, g_out
+    Ai = A if idx.size == len(out) else A.take(idx)
+    X, V, bm, Y, C, sm = Ai
+    B, N, Kb, L = X.shape
+    F = C.shape[1]
+    ai, ri, lam, mu = a[idx], r[idx], LAM[idx], MU[idx]
+    vs, qs, qscale = lp_and_quantity_scales(Ai, ri)
+    # goods with excess supply are free (price 0); the sums run over positive weights only
+    d = weighted_bundles(lam, X) + ri
+    s_ = weighted_bundles(mu, Y)
+    slack = (s_ - d) > 1e-9 * (qscale + np.abs(ri))
+    # the equalities every optimal price satisfies (rows: agents' ties, then free goods)
+    E = np.zeros((B, L * L + L, L))
+    e = np.zeros((B, L * L + L))
+    fill = np.zeros(B, np.int64)
+    _equalities(X, V, bm, lam, qs, vs * (1 + ai), E, e, fill)
+    _equalities(-Y, -C, sm, mu, qs, vs, E, e, fill)
+    bs, ls = np.nonzero(slack)
+    E[bs, L * L + ls, ls] = 1.0
+    pinned, pn = _pinned_prices(E, e)
+    st = np.where(pinned, 0, 2)
+    rest = np.flatnonzero(~pinned)
+    if rest.size:
+        pn[rest], st[rest] = _lex_min_lp(P[idx[rest]], lam[rest], mu[rest], Ai.take(rest),
+                                         ai[rest], ri[rest], vs[rest], qs[rest], slack[rest])
     pc = pn * vs[:, None] / qs
     # keep the canonical prices only where they are optimal (the same duality gap check)
     primal = (lam * V).sum((-1, -2)) / (1 + ai) - (mu * C).sum((-1, -2))
     g_new = dual_value(pc, Ai, ai, ri)
-    g_old = dual_value(P[idx], Ai, ai, ri)
     vsc = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
-    good = (st == 0) & np.isfinite(pc).all(-1) & (pc >= 0).all(-1) & \
-        (g_new - primal <= np.maximum(g_old - primal, 0.0) + 1e-12 * vsc * max(N + F, 1))
+    tol = 1e-12 * vsc * max(N + F, 1)
+    valid = (st == 0) & np.isfinite(pc).all(-1) & (pc >= 0).all(-1)
+    # the old prices' gap is only needed where the new one is not within round-off of 0
+    g_old = g_new.copy()
+    unsure = np.flatnonzero(~(valid & (g_new - primal <= tol)))
+    if unsure.size:
+        g_old[unsure] = dual_value(P[idx[unsure]], Ai.take(unsure), ai[unsure], ri[unsure])
+    good = valid & (g_new - primal <= np.maximum(g_old - primal, 0.0) + tol)
     out[idx[good]] = pc[good]
-    return out
+    g_out[idx] = np.where(good, g_new, g_old)
+    return out, g_out

@@ -153,15 +153,21 @@ def lp_scales(A: MenuArrays, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vs, qs
 
 
+def _masked_max(z: np.ndarray, mask: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """``np.where(mask, z, 0).max(axis)``, without the masked copy when nothing is masked."""
+    if mask.all():
+        return np.maximum(z.max(axis), 0.0)
+    return np.where(mask, z, 0.0).max(axis)
+
+
 def lp_and_quantity_scales(A: MenuArrays, r: np.ndarray
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`lp_scales` and :func:`jaxwalras.menu_host.quantity_scale` (the same
     numbers) from one pass over the options."""
     X, V, bm, Y, C, sm = A
-    vs = np.maximum(np.where(bm, np.abs(V), 0.0).max((-1, -2)),
-                    np.where(sm, np.abs(C), 0.0).max((-1, -2)))
-    qx = np.where(bm[..., None], X, 0.0).max(-2)            # (..., N, L)
-    qy = np.where(sm[..., None], Y, 0.0).max(-2)            # (..., F, L)
+    vs = np.maximum(_masked_max(np.abs(V), bm, (-1, -2)), _masked_max(np.abs(C), sm, (-1, -2)))
+    qx = _masked_max(X, bm[..., None], -2)                  # (..., N, L)
+    qy = _masked_max(Y, sm[..., None], -2)                  # (..., F, L)
     qs = np.maximum(np.maximum(qx.max(-2), qy.max(-2)), np.abs(r))
     return _pow2(vs), _pow2(qs), qx.sum(-2) + qy.sum(-2)
 
@@ -221,6 +227,15 @@ def _solve_menu_lp_scaled(A: MenuArrays, a: float, r: np.ndarray):
     return True, np.maximum(-duals, 0.0), lam, mu, nit
 
 
+def _segment_reduce(op: np.ufunc, out: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:
+    """``out[i] = op(out[i], op.reduce(val[idx == i]))`` in place, for SORTED ``idx``."""
+    if idx.size == 0:
+        return
+    starts = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+    rows = idx[starts]
+    out[rows] = op(out[rows], op.reduceat(val, starts, axis=0))
+
+
 def solve_menu_lp_blocks(A: MenuArrays, a: np.ndarray, r: np.ndarray,
                          elastic: np.ndarray | None = None):
     """Many restricted convexified LPs at once: ONE block-diagonal HiGHS dual-simplex call.
@@ -240,35 +255,60 @@ def solve_menu_lp_blocks(A: MenuArrays, a: np.ndarray, r: np.ndarray,
     optimum of the restricted LP itself.  Every block is scaled by its own
     :func:`lp_scales` first.
     """
-    vs, qs = lp_scales(A, r)
-    A, r = _scaled(A, np.asarray(r, np.float64), vs, qs)
-    if elastic is not None:
-        elastic = np.asarray(elastic, np.float64) * qs / vs[:, None]
-    ok, P, LAM, MU, it = _blocks_scaled(A, a, r, elastic)
-    return ok, P * vs[:, None] / qs, LAM, MU, it
-
-
-def _blocks_scaled(A: MenuArrays, a: np.ndarray, r: np.ndarray, elastic: np.ndarray | None):
     X, V, bm, Y, C, sm = A
     B, N, Kb, L = X.shape
     F, Ks = C.shape[1:]
-    nb_opt = bm.sum(-1)
-    ns_opt = sm.sum(-1)
-    LAM = np.where(bm & (nb_opt[..., None] == 1), 1.0, 0.0)
-    MU = np.where(sm & (ns_opt[..., None] == 1), 1.0, 0.0)
-    const_use = (np.einsum("bnk,bnkl->bl", LAM, X) + r - np.einsum("bfk,bfkl->bl", MU, Y))
-    bb, bn, bk = np.nonzero(bm & (nb_opt[..., None] > 1))
-    sb, sf, sk = np.nonzero(sm & (ns_opt[..., None] > 1))
+    r = np.asarray(r, np.float64)
+    # everything below touches the allowed options only (gathered), not the full menus
+    bb, bn, bk = np.nonzero(bm)
+    sb, sf, sk = np.nonzero(sm)
+    Xc, Vc, Yc, Cc = X[bb, bn, bk], V[bb, bn, bk], Y[sb, sf, sk], C[sb, sf, sk]
+    # lp_scales of the restricted economies (max over allowed options, and 0)
+    vs, qs = np.zeros(B), np.abs(r)
+    for idx, val, q in ((bb, np.abs(Vc), Xc), (sb, np.abs(Cc), Yc)):
+        _segment_reduce(np.maximum, vs, idx, val)
+        _segment_reduce(np.maximum, qs, idx, q)
+    vs, qs = _pow2(vs), _pow2(qs)
+    Xc, Yc, rs = Xc / qs[bb], Yc / qs[sb], r / qs
+    Vc, Cc = Vc / vs[bb], Cc / vs[sb]
+    if elastic is not None:
+        elastic = np.asarray(elastic, np.float64) * qs / vs[:, None]
+    # agents with one allowed option are constants; the others get LP columns
+    one_b = (np.bincount(bb * N + bn, minlength=B * N) == 1)[bb * N + bn]
+    one_s = (np.bincount(sb * F + sf, minlength=B * F) == 1)[sb * F + sf]
+    LAM = np.zeros((B, N, Kb))
+    MU = np.zeros((B, F, Ks))
+    LAM[bb[one_b], bn[one_b], bk[one_b]] = 1.0
+    MU[sb[one_s], sf[one_s], sk[one_s]] = 1.0
+    const_use = rs.copy()
+    _segment_reduce(np.add, const_use, bb[one_b], Xc[one_b])
+    _segment_reduce(np.add, const_use, sb[one_s], -Yc[one_s])
+    many_b, many_s = ~one_b, ~one_s
+    ok, P, LAM, MU, it = _blocks_scaled(
+        (bb[many_b], bn[many_b], bk[many_b], Xc[many_b], Vc[many_b]),
+        (sb[many_s], sf[many_s], sk[many_s], Yc[many_s], Cc[many_s]),
+        LAM, MU, const_use, N, F, a, elastic)
+    return ok, P * vs[:, None] / qs, LAM, MU, it
+
+
+def _blocks_scaled(buy, sell, LAM: np.ndarray, MU: np.ndarray, const_use: np.ndarray, N: int,
+                   F: int, a: np.ndarray, elastic: np.ndarray | None):
+    """The block-diagonal LP over the LP columns ``buy = (b, n, k, X (nb, L), V (nb,))``
+    and ``sell`` (same for sellers), on scaled data; ``const_use`` (B, L) is the goods use
+    of the agents with one allowed option (their weights already set in LAM / MU)."""
+    bb, bn, bk, Xv, Vv = buy
+    sb, sf, sk, Yv, Cv = sell
+    B, L = const_use.shape
     nbv, nsv = len(bb), len(sb)
     nvar = nbv + nsv
     if nvar == 0:
         ok = np.all(const_use <= 1e-12, -1)
         return ok, np.zeros((B, L)), LAM, MU, np.zeros(B, np.int64)
-    c = np.concatenate([-V[bb, bn, bk] / (1.0 + a[bb]), C[sb, sf, sk]])
+    c = np.concatenate([-Vv / (1.0 + a[bb]), Cv])
     # goods rows: b*L + l
     cols = np.arange(nvar)
     vb = np.concatenate([bb, sb])
-    coef = np.concatenate([X[bb, bn, bk], -Y[sb, sf, sk]])          # (nvar, L)
+    coef = np.concatenate([Xv, -Yv])                                 # (nvar, L)
     rows_ub = (vb[:, None] * L + np.arange(L)[None, :]).ravel()
     cols_ub = np.repeat(cols, L)
     data_ub = coef.ravel()

@@ -24,7 +24,7 @@ from .economy import MenuArrays, MenuEconomy
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
            "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
            "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
-           "rel_infeasibility"]
+           "rel_infeasibility", "weighted_bundles"]
 
 #: relative tolerance of every final certificate of a mechanism outcome: an agent's
 #: shortfall from its best option is compared to its own scale (largest |value| or |cost|
@@ -101,8 +101,7 @@ def rel_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, reserve: n
                       ) -> np.ndarray:
     """``max_l (sum X lam + R - sum Y mu)_l / (sum |X| lam + sum |Y| mu + |R|)_l`` (0 where a
     good is not traded): excess demand relative to the quantities of the good involved."""
-    d = np.einsum("...nk,...nkl->...l", lam, A.X)
-    s = np.einsum("...fk,...fkl->...l", mu, A.Y)
+    d, s = weighted_bundles(lam, A.X), weighted_bundles(mu, A.Y)
     ex = d + reserve - s
     sc = np.abs(d) + np.abs(s) + np.abs(reserve)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -211,16 +210,42 @@ def rel_gap(gap: np.ndarray, dual: np.ndarray, primal: np.ndarray, A: MenuArrays
     return gap / np.maximum(np.maximum(np.abs(dual), np.abs(primal)), value_scale(A, alpha))
 
 
+def primal_and_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, alpha: Any,
+                             reserve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LP objective ``sum lam V / (1+alpha) - sum mu C`` of the weights and their
+    infeasibility ``max_l (sum X lam + R - sum Y mu)_+`` (batch-shaped float64)."""
+    X, V, bm, Y, C, sm = A
+    a = np.asarray(alpha)
+    primal = np.sum(lam * V, (-1, -2)) / (1.0 + a) - np.sum(mu * C, (-1, -2))
+    excess_dem = weighted_bundles(lam, X) + reserve - weighted_bundles(mu, Y)
+    return primal, np.maximum(excess_dem, 0.0).max(-1)
+
+
+def weighted_bundles(w: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``sum_{a,k} w[..., a, k] Z[..., a, k, :]`` (batch + (L,)): the goods the weights use.
+
+    Weights are sparse (a vertex has about one positive weight per agent), so for equal
+    batch shapes the sum runs over the positive weights only."""
+    if w.shape != Z.shape[:-1]:
+        return np.einsum("...ak,...akl->...l", w, Z)
+    batch, L = w.shape[:-2], Z.shape[-1]
+    wf = w.reshape(-1, w.shape[-1] * w.shape[-2])
+    Zf = Z.reshape(wf.shape + (L,))
+    b_, j_ = np.nonzero(wf)
+    out = np.zeros((wf.shape[0], L))
+    if b_.size:
+        contrib = wf[b_, j_, None] * Zf[b_, j_]
+        starts = np.flatnonzero(np.concatenate([[True], b_[1:] != b_[:-1]]))
+        out[b_[starts]] = np.add.reduceat(contrib, starts, axis=0)
+    return out.reshape(batch + (L,))
+
+
 def certificate(p: np.ndarray, lam: np.ndarray, mu: np.ndarray, A: MenuArrays, alpha: Any,
                 reserve: np.ndarray) -> Certificate:
     """Dual value, primal value, gap, relative gap and infeasibility of ``(p, lam, mu)``."""
-    X, V, bm, Y, C, sm = A
     a = np.asarray(alpha)
     dual = dual_value(p, A, a, reserve)
-    primal = np.sum(lam * V, (-1, -2)) / (1.0 + a) - np.sum(mu * C, (-1, -2))
-    excess_dem = (np.einsum("...nk,...nkl->...l", lam, X) + reserve
-                  - np.einsum("...fk,...fkl->...l", mu, Y))
-    infeas = np.maximum(excess_dem, 0.0).max(-1)
+    primal, infeas = primal_and_infeasibility(lam, mu, A, a, reserve)
     gap = dual - primal
     return Certificate(dual, primal, gap, rel_gap(gap, dual, primal, A, a), infeas)
 

@@ -391,3 +391,44 @@ def test_convexified_prices_are_the_least_optimal_ones_whatever_the_batch():
     np.testing.assert_allclose(lp.prices, ce.prices, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(dev.prices, ce.prices, rtol=1e-9, atol=1e-12)
 
+
+
+def test_convexified_prices_pinned_by_ties_match_the_lp_oracle(monkeypatch):
+    # continuous random data: non-degenerate vertices, whose ties alone fix the prices (no
+    # LP); degenerate integer economies (a face of optimal prices) in the same batch take
+    # the LP path; every answer against the HiGHS lexicographic oracle, alone and mixed
+    from jaxwalras import exact_finish
+    seen = []
+    orig = exact_finish._pinned_prices
+
+    def spy(E, e):
+        out = orig(E, e)
+        seen.append(out[0].copy())
+        return out
+
+    monkeypatch.setattr(exact_finish, "_pinned_prices", spy)
+    rnd = jw.examples.random_menu_economy(14, 3, 4, 4, 2, seed=5, batch_shape=(5,))
+    deg = jw.examples.fixed_cost_economy(7, n_buyers=12, n_sellers=3, n_goods=2, batch_shape=(3,))
+    deg = jw.MenuEconomy.stack([deg[i] for i in range(3)])
+    rnd = jw.MenuEconomy.stack([rnd[i] for i in range(5)])
+    ce = jw.convexified_equilibrium(rnd)
+    assert ce.converged.all() and seen[-1].all()          # every one pinned by its ties
+    for i in range(5):
+        ref = lex_min_optimal_prices(rnd[i], float(ce.dual_value[i]))
+        np.testing.assert_allclose(ce.prices[i], ref, rtol=1e-7, atol=1e-9)
+    lp = jw.convexified_equilibrium(rnd, method="lp")
+    np.testing.assert_allclose(lp.prices, ce.prices, rtol=1e-9, atol=1e-12)
+    cd = jw.convexified_equilibrium(deg)
+    assert not seen[-1].all()                              # some need the LP
+    # a mixed batch at money scales 1e-6 and 1e6: each row as alone (prices scale)
+    rows = [rnd[0], deg[0], scaled(rnd[1], 1e-6), scaled(deg[1], 1e6), scaled(rnd[2], 1e6)]
+    mix = jw.convexified_equilibrium(jw.MenuEconomy.stack(rows))
+    want = [ce.prices[0], cd.prices[0], ce.prices[1] * 1e-6, cd.prices[1] * 1e6, ce.prices[2] * 1e6]
+    for j, w in enumerate(want):
+        alone = jw.convexified_equilibrium(rows[j]).prices
+        # pinned prices are computed from the economy alone: identical; on a degenerate
+        # face the LP's 1e-12 relative row tolerance leaves round-off of that size
+        np.testing.assert_allclose(mix.prices[j], alone, rtol=0 if j in (0, 2, 4) else 1e-11,
+                                   atol=0)
+        # a money unit of 1e6 is not a power of two: the data round differently
+        np.testing.assert_allclose(alone, w, rtol=1e-9, atol=0)
