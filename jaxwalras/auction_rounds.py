@@ -152,25 +152,52 @@ def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarra
     return out
 
 
+def _rows(pos: np.ndarray) -> slice | np.ndarray:
+    """The chunk positions ``pos`` (increasing) as a slice when they are one contiguous
+    run, as :func:`jaxwalras._batching.spread` lays them out on one device: a slice
+    reads a view, an index array a copy."""
+    if len(pos) and int(pos[-1]) - int(pos[0]) == len(pos) - 1:
+        return slice(int(pos[0]), int(pos[-1]) + 1)
+    return pos
+
+
 def collect_advance(M: Padded, launched: list):
     """Host copies of :func:`launch_advance`'s results, unpadded: new prices, steps,
     bundles ``(strict, marginal, r, case_a)``, the marginal payoffs ``mu`` (int32) and the
-    arc structure, concatenated over the chunks."""
+    arc structure, concatenated over the chunks (C-contiguous arrays)."""
     n, m, nb = M.n, M.m, M.nb
     ps, ks, bs, mus, arcs = [], [], [], [], []
     for pos, res in launched:
         p_new, k, b, mu, net = jax.device_get(res)
-        ps.append(np.asarray(p_new[pos, :m], np.int64))
-        ks.append(np.asarray(k[pos], np.int64))
-        bs.append((b[0][pos, :n, :m], b[1][pos, :n, :m], np.asarray(b[2][pos, :n], np.int64),
-                   b[3][pos, :n]))
-        mus.append(mu[pos, :n])
+        rows = _rows(pos)
+        ps.append(np.asarray(p_new[rows, :m], np.int64))
+        ks.append(np.asarray(k[rows], np.int64))
+        bs.append((b[0][rows, :n, :m], b[1][rows, :n, :m],
+                   np.asarray(b[2][rows, :n], np.int64), b[3][rows, :n]))
+        mus.append(mu[rows, :n])
         bm, rank, cap = net
-        two = np.r_[0:n, nb:nb + n]                 # real buyer nodes i^F, i^M
-        arcs.append((bm[pos][:, two, :m], rank[pos][:, two, :m], cap[pos][:, two]))
+        # the real buyer nodes: i^F (rows :n) and i^M (rows nb:nb + n) of the padded layout
+        arcs.append(tuple((x[rows, :n, :m], x[rows, nb:nb + n, :m]) for x in (bm, rank))
+                    + ((cap[rows, :n], cap[rows, nb:nb + n]),))
     # (concatenate also copies: the host arrays are written to later)
     cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
-    return np.concatenate(ps), np.concatenate(ks), cat(bs), np.concatenate(mus), cat(arcs)
+    arcs_out = tuple(_join_buyer_nodes([a[q] for a in arcs]) for q in range(3))
+    return np.concatenate(ps), np.concatenate(ks), cat(bs), np.concatenate(mus), arcs_out
+
+
+def _join_buyer_nodes(parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The chunks' blocks ``(i^F nodes, i^M nodes)`` (axis 1) as one C-contiguous array,
+    the nodes ``i^F`` then ``i^M`` on axis 1 and the chunks in order on axis 0 (one
+    copy)."""
+    f0 = parts[0][0]
+    n = f0.shape[1]
+    out = np.empty((sum(len(f) for f, _ in parts), 2 * n) + f0.shape[2:], f0.dtype)
+    lo = 0
+    for f, mm in parts:
+        out[lo:lo + len(f), :n] = f
+        out[lo:lo + len(f), n:] = mm
+        lo += len(f)
+    return out
 
 
 def batch_long_steps(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray

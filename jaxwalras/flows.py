@@ -123,7 +123,7 @@ def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
     bm = np.concatenate([strict & s_pos[:, None, :],
                          marginal & s_pos[:, None, :] & (rr > 0)[:, :, None]], axis=1)
     sF = np.einsum("anm,am->an", strict.astype(np.int64), s)
-    return network_from_arcs(bm, np.cumsum(bm, axis=1) - 1,
+    return network_from_arcs(bm, np.cumsum(bm, axis=1, dtype=np.int32) - 1,
                              np.concatenate([sF, rr], axis=1), s)
 
 
@@ -148,6 +148,14 @@ def network_from_arcs(bm: np.ndarray, col_rank: np.ndarray, src_cap: np.ndarray,
         np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
 
 
+def _as_index(off: np.ndarray) -> slice | np.ndarray:
+    """Increasing node offsets as a slice when they are consecutive (basic indexing)."""
+    off = np.asarray(off)
+    if len(off) and int(off[-1]) - int(off[0]) == len(off) - 1:
+        return slice(int(off[0]), int(off[-1]) + 1)
+    return off
+
+
 def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_off,
                      per: int, kind_src, kind_mid, kind_snk, buyer_of, obj_of, source_cap,
                      buyer_object_only: bool) -> UnionNetwork:
@@ -164,51 +172,66 @@ def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_
     market, t, j), sink arcs (by market, j).
     """
     A, T, J = bm.shape
-    src_cap = src_cap.astype(np.int64)
-    snk_cap = snk_cap.astype(np.int64)
+    src_cap = np.ascontiguousarray(src_cap, np.int64)
+    snk_cap = np.ascontiguousarray(snk_cap, np.int64)
     has = src_cap > 0
     snk_has = snk_cap > 0
     fs = np.flatnonzero(has)                   # source arcs, (a, t) order
     fb = np.flatnonzero(bm)                    # middle arcs, (a, t, j) order
     fo = np.flatnonzero(snk_has)               # sink arcs, (a, j) order
-    a_s, t_s = np.divmod(fs, T)
-    a_b, tj = np.divmod(fb, T * J)
-    t_b, j_b = np.divmod(tj, J)
-    a_o, j_o = np.divmod(fo, J)
     ns, nb, no = len(fs), len(fb), len(fo)
+    E = ns + nb + no
+    mid = slice(ns, ns + nb)
+    snk = slice(ns + nb, E)
+    bt_key, j_b = np.divmod(fb, J)             # left row (a T + t) and object of each middle arc
+    a_b, t_b = np.divmod(bt_key, T)
+    oj_key = a_b * J + j_b                     # right row (a J + j)
+    a_s, t_s = np.divmod(fs, T)
+    a_o, j_o = np.divmod(fo, J)
 
     # CSR rows: 0 (source arcs), 1 (reverse sink arcs), then every market's nodes. A left
     # row is [0 (reverse source arc)] + its right nodes; a right row is [1 (sink arc)] +
     # its left nodes; both sorted since 0 < 1 < every market node.
-    bt_key = a_b * T + t_b                     # left row of each middle arc
-    oj_key = a_b * J + j_b                     # right row
+    left, right = _as_index(left_off), _as_index(right_off)
     cnt_bt = np.bincount(bt_key, minlength=A * T)
     cnt = np.zeros((A, per), np.int64)
-    cnt[:, left_off] = has + cnt_bt.reshape(A, T)
-    cnt[:, right_off] = snk_has + np.bincount(oj_key, minlength=A * J).reshape(A, J)
+    cnt[:, left] = has + cnt_bt.reshape(A, T)
+    cnt[:, right] = snk_has + np.bincount(oj_key, minlength=A * J).reshape(A, J)
     indptr = np.empty(3 + A * per, np.int64)
     indptr[:3] = (0, ns, ns + no)
     np.cumsum(cnt.ravel(), out=indptr[3:])
     indptr[3:] += ns + no
     rows = indptr[2:-1].reshape(A, per)
-    row_bt = rows[:, left_off].ravel()         # row starts of left nodes
-    row_oj = rows[:, right_off].ravel()        # ... and of right nodes
+    row_bt = rows[:, left].ravel()             # row starts of left nodes
+    row_oj = rows[:, right].ravel()            # ... and of right nodes
     # forward middle entries: after the reverse source entry, in right-node order;
     # reverse ones: after the sink entry, in left-node order
-    start_bt = np.cumsum(cnt_bt) - cnt_bt      # first middle arc of each left row
-    pos_b = np.arange(nb) + (row_bt + has.ravel() - start_bt)[bt_key]
-    rpos_b = (row_oj + snk_has.ravel())[oj_key] + col_rank.ravel()[fb]
-    pos_s, rpos_s = np.arange(ns), row_bt[fs]
-    pos_o, rpos_o = row_oj[fo], ns + np.arange(no)
+    shift_bt = row_bt + has.ravel()            # first middle entry of each left row ...
+    shift_bt -= np.cumsum(cnt_bt) - cnt_bt     # ... less the left row's first middle arc
+    pos = np.empty(E, np.int64)
+    rpos = np.empty(E, np.int64)
+    pos[:ns] = np.arange(ns)
+    rpos[:ns] = row_bt[fs]
+    np.add(np.arange(nb), shift_bt[bt_key], out=pos[mid])
+    np.add((row_oj + snk_has.ravel())[oj_key], col_rank.ravel()[fb], out=rpos[mid])
+    pos[snk] = row_oj[fo]
+    rpos[snk] = np.arange(ns, ns + no)
 
-    node_l = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(left_off)
-    node_r = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(right_off)
-    tail = np.concatenate([np.zeros(ns, np.int64), node_l.ravel()[bt_key], node_r.ravel()[fo]])
-    head = np.concatenate([node_l.ravel()[fs], node_r.ravel()[oj_key], np.ones(no, np.int64)])
-    cap = np.concatenate([src_cap.ravel()[fs], right_cap.astype(np.int64).ravel()[oj_key],
-                          snk_cap.ravel()[fo]])
-    pos = np.concatenate([pos_s, pos_b, pos_o])
-    rpos = np.concatenate([rpos_s, rpos_b, rpos_o])
+    base = 2 + per * np.arange(A, dtype=np.int64)[:, None]
+    node_l = (base + np.asarray(left_off)).ravel()
+    node_r = (base + np.asarray(right_off)).ravel()
+    tail = np.empty(E, np.int64)
+    head = np.empty(E, np.int64)
+    cap = np.empty(E, np.int64)
+    tail[:ns] = 0
+    head[:ns] = node_l[fs]
+    cap[:ns] = src_cap.ravel()[fs]
+    tail[mid] = node_l[bt_key]
+    head[mid] = node_r[oj_key]
+    cap[mid] = np.asarray(right_cap, np.int64).ravel()[oj_key]
+    tail[snk] = node_r[fo]
+    head[snk] = 1
+    cap[snk] = snk_cap.ravel()[fo]
     nnz = int(indptr[-1])
     indices = np.empty(nnz, np.int32)
     indices[pos] = head
@@ -216,17 +239,30 @@ def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_
     data = np.zeros(nnz, np.int64)
     data[pos] = cap
     layout = CsrLayout(indptr.astype(np.int32), indices, data, pos, rpos, simple=True)
-    kind = np.concatenate([np.asarray(kind_src)[t_s], np.asarray(kind_mid)[t_b, j_b],
-                           np.asarray(kind_snk)[j_o]])
-    market = np.concatenate([a_s, a_b, a_o])
-    buyer = np.concatenate([np.asarray(buyer_of)[t_s], np.asarray(buyer_of)[t_b],
-                            np.full(no, -1)])
-    obj = np.concatenate([np.full(ns, -1), np.asarray(obj_of)[j_b], np.asarray(obj_of)[j_o]])
-    m = int(np.sum(np.asarray(obj_of) >= 0))
-    n2 = int(np.sum(np.asarray(buyer_of) >= 0))
-    object_node = 2 + per * np.arange(A, dtype=np.int64)[:, None] + n2 + np.arange(m)
+    kind_mid = np.asarray(kind_mid)
+    kind = np.empty(E, np.int64)
+    kind[:ns] = np.asarray(kind_src)[t_s]
+    kind[mid] = kind_mid.ravel()[fb % (T * J)]
+    kind[snk] = np.asarray(kind_snk)[j_o]
+    market = np.empty(E, np.int64)
+    market[:ns] = a_s
+    market[mid] = a_b
+    market[snk] = a_o
+    buyer_of = np.asarray(buyer_of)
+    obj_of = np.asarray(obj_of)
+    buyer = np.empty(E, np.int64)
+    buyer[:ns] = buyer_of[t_s]
+    buyer[mid] = buyer_of[t_b]
+    buyer[snk] = -1
+    obj = np.empty(E, np.int64)
+    obj[:ns] = -1
+    obj[mid] = obj_of[j_b]
+    obj[snk] = obj_of[j_o]
+    m = int(np.sum(obj_of >= 0))
+    n2 = int(np.sum(buyer_of >= 0))
+    object_node = base + n2 + np.arange(m)
     return UnionNetwork(2 + per * A, tail, head, cap, market, kind, buyer, obj, source_cap,
-                        object_node, layout, slice(ns, ns + nb) if buyer_object_only else None)
+                        object_node, layout, mid if buyer_object_only else None)
 
 
 def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndarray,
@@ -263,7 +299,7 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     bm[:, n:n2, m] = ~case_a.astype(bool) & (rest > 0)
     bm[:, n2, :m] = (prices == 0) & s_pos
     bm[:, n2, m] = sum_s > 0
-    col_rank = np.cumsum(bm, axis=1, dtype=np.int64) - 1
+    col_rank = np.cumsum(bm, axis=1, dtype=np.int32) - 1
     src_cap = np.concatenate([sF, rest, sum_s[:, None]], axis=1)
     right_cap = np.concatenate([s, big[:, None]], axis=1)
     snk_cap = np.concatenate([s, sum_d[:, None]], axis=1)
