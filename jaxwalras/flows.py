@@ -21,7 +21,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
-           "allocation_network", "solve_max_flow", "restrict", "conserve", "carry_flow",
+           "network_from_arc_list", "allocation_network", "solve_max_flow", "restrict", "conserve", "carry_flow",
            "buyer_object_arcs", "buyer_object_flows", "reference_unit_step_auction"]
 
 Backend = Literal["scipy", "networkx"]
@@ -137,13 +137,25 @@ def network_from_arcs(bm: np.ndarray, col_rank: np.ndarray, src_cap: np.ndarray,
     ``src_cap`` ``(A, 2n)`` the source arc capacities ``(s(F_i), r_i)``; ``sink_caps``
     ``(A, m)`` the object -> sink capacities (default the supplies).
     """
-    A, n2, m = bm.shape
+    fb = np.flatnonzero(bm)
+    return network_from_arc_list(fb, col_rank.ravel()[fb], src_cap, supplies, sink_caps)
+
+
+def network_from_arc_list(fb: np.ndarray, rank: np.ndarray, src_cap: np.ndarray,
+                          supplies: np.ndarray, sink_caps: np.ndarray | None = None
+                          ) -> UnionNetwork:
+    """:func:`network_from_arcs` from the arcs as a list: ``fb`` the flat indices of the
+    buyer-node -> object arcs into ``(A, 2n, m)`` (increasing; ``A, 2n`` the shape of
+    ``src_cap``, ``m`` of the objects of ``supplies``), ``rank`` each arc's
+    ``col_rank``."""
+    A, n2 = src_cap.shape
+    m = supplies.shape[-1]
     n = n2 // 2
     s = supplies.astype(np.int64)
     snk = s if sink_caps is None else np.asarray(sink_caps, np.int64)
     kind_mid = np.repeat(np.array([F_OBJ, M_OBJ]), n)[:, None].repeat(m, 1)
     return _bipartite_union(
-        bm, col_rank, src_cap, s, snk, np.arange(n2), n2 + np.arange(m), n2 + m,
+        (A, n2, m), fb, rank, src_cap, s, snk, np.arange(n2), n2 + np.arange(m), n2 + m,
         np.repeat(np.array([SRC_F, SRC_M]), n), kind_mid, np.full(m, OBJ_SNK),
         np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
 
@@ -156,28 +168,28 @@ def _as_index(off: np.ndarray) -> slice | np.ndarray:
     return off
 
 
-def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_off,
-                     per: int, kind_src, kind_mid, kind_snk, buyer_of, obj_of, source_cap,
-                     buyer_object_only: bool) -> UnionNetwork:
+def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap, snk_cap,
+                     left_off, right_off, per: int, kind_src, kind_mid, kind_snk, buyer_of,
+                     obj_of, source_cap, buyer_object_only: bool) -> UnionNetwork:
     """Disjoint union of bipartite networks source -> left -> right -> sink, with its CSR
     layout built from the structure (no sorting).
 
     Per market: left nodes ``t`` (``T``) at ``base + left_off[t]``, right nodes ``j``
-    (``J``) at ``base + right_off[j]`` (both increasing), ``base = 2 + a per``. Arcs:
-    source -> t (cap ``src_cap[a, t]`` where positive), t -> j where ``bm[a, t, j]``
-    (cap ``right_cap[a, j]``; ``col_rank``: arcs into ``j`` from smaller ``t``),
-    j -> sink (cap ``snk_cap[a, j]`` where positive). The small tables give each arc's
+    (``J``) at ``base + right_off[j]`` (both increasing), ``base = 2 + a per``;
+    ``shape = (A, T, J)``. Arcs: source -> t (cap ``src_cap[a, t]`` where positive),
+    t -> j for the flat indices ``fb`` (increasing) into ``shape`` (cap
+    ``right_cap[a, j]``; ``rank_b``: each one's number of arcs into ``j`` from smaller
+    ``t``), j -> sink (cap ``snk_cap[a, j]`` where positive). The small tables give each arc's
     kind (``kind_src[t]``, ``kind_mid[t, j]``, ``kind_snk[j]``), buyer (``buyer_of[t]``)
     and object (``obj_of[j]``). Arc order: source arcs (by market, t), middle arcs (by
     market, t, j), sink arcs (by market, j).
     """
-    A, T, J = bm.shape
+    A, T, J = shape
     src_cap = np.ascontiguousarray(src_cap, np.int64)
     snk_cap = np.ascontiguousarray(snk_cap, np.int64)
     has = src_cap > 0
     snk_has = snk_cap > 0
     fs = np.flatnonzero(has)                   # source arcs, (a, t) order
-    fb = np.flatnonzero(bm)                    # middle arcs, (a, t, j) order
     fo = np.flatnonzero(snk_has)               # sink arcs, (a, j) order
     ns, nb, no = len(fs), len(fb), len(fo)
     E = ns + nb + no
@@ -213,7 +225,7 @@ def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_
     pos[:ns] = np.arange(ns)
     rpos[:ns] = row_bt[fs]
     np.add(np.arange(nb), shift_bt[bt_key], out=pos[mid])
-    np.add((row_oj + snk_has.ravel())[oj_key], col_rank.ravel()[fb], out=rpos[mid])
+    np.add((row_oj + snk_has.ravel())[oj_key], rank_b, out=rpos[mid])
     pos[snk] = row_oj[fo]
     rpos[snk] = np.arange(ns, ns + no)
 
@@ -299,7 +311,8 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     bm[:, n:n2, m] = ~case_a.astype(bool) & (rest > 0)
     bm[:, n2, :m] = (prices == 0) & s_pos
     bm[:, n2, m] = sum_s > 0
-    col_rank = np.cumsum(bm, axis=1, dtype=np.int32) - 1
+    fb = np.flatnonzero(bm)
+    col_rank = (np.cumsum(bm, axis=1, dtype=np.int32) - 1).ravel()[fb]
     src_cap = np.concatenate([sF, rest, sum_s[:, None]], axis=1)
     right_cap = np.concatenate([s, big[:, None]], axis=1)
     snk_cap = np.concatenate([s, sum_d[:, None]], axis=1)
@@ -310,7 +323,7 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     kind_mid[n2, :m] = DB_OBJ
     kind_mid[n2, m] = DB_DUMMY
     return _bipartite_union(
-        bm, col_rank, src_cap, right_cap, snk_cap,
+        bm.shape, fb, col_rank, src_cap, right_cap, snk_cap,
         np.r_[np.arange(n2), n2 + m + 1], n2 + np.arange(m + 1), n2 + m + 2,
         np.r_[np.repeat([SRC_F, SRC_M], n), SRC_DB], kind_mid,
         np.r_[np.full(m, OBJ_SNK), DUMMY_SNK], np.r_[np.tile(np.arange(n), 2), -1],

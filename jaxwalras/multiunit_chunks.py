@@ -80,6 +80,10 @@ class Padded:
                           split_rest=True, multiple=len(self.devices))
 
     def put(self, *arrays):
+        """The arrays on the devices (:func:`jaxwalras.devices.put_batch`); on one device
+        in one batched transfer."""
+        if len(self.devices) == 1:
+            return tuple(jax.device_put(arrays, self.devices[0]))
         return tuple(put_batch(a, self.devices) for a in arrays)
 
 
