@@ -219,7 +219,9 @@ def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap
     # forward middle entries: after the reverse source entry, in right-node order;
     # reverse ones: after the sink entry, in left-node order
     shift_bt = row_bt + has.ravel()            # first middle entry of each left row ...
-    shift_bt -= np.cumsum(cnt_bt) - cnt_bt     # ... less the left row's first middle arc
+    start_bt = np.cumsum(cnt_bt)
+    start_bt -= cnt_bt
+    shift_bt -= start_bt                       # ... less the left row's first middle arc
     pos = np.empty(E, np.int64)
     rpos = np.empty(E, np.int64)
     pos[:ns] = np.arange(ns)
@@ -270,8 +272,8 @@ def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap
     obj[:ns] = -1
     obj[mid] = obj_of[j_b]
     obj[snk] = obj_of[j_o]
-    m = int(np.sum(obj_of >= 0))
-    n2 = int(np.sum(buyer_of >= 0))
+    m = int(np.count_nonzero(obj_of >= 0))
+    n2 = int(np.count_nonzero(buyer_of >= 0))
     object_node = base + n2 + np.arange(m)
     return UnionNetwork(2 + per * A, tail, head, cap, market, kind, buyer, obj, source_cap,
                         object_node, layout, mid if buyer_object_only else None)
@@ -390,14 +392,14 @@ def _scipy_max_flow(net: UnionNetwork, init_flow: np.ndarray | None
     data = lay.cap
     if init_flow is not None:
         # entry-wise (antisymmetric) net flow of the start; solve on its residual network
-        if lay.simple:
-            ef0 = np.zeros(len(data), np.int64)
-            ef0[lay.pos] = init_flow
-            ef0[lay.rpos] = -init_flow
+        if lay.simple:             # pos and rpos are disjoint and each without repeats
+            data = data.copy()
+            data[lay.pos] -= init_flow
+            data[lay.rpos] += init_flow
         else:
             ef0 = (np.bincount(lay.pos, weights=init_flow, minlength=len(data))
                    - np.bincount(lay.rpos, weights=init_flow, minlength=len(data)))
-        data = data - ef0.astype(np.int64)
+            data = data - ef0.astype(np.int64)
     if len(data) == 0:
         return np.zeros(len(net.tail), np.int64), np.zeros(0, bool)
     if data.size and (data.max() > _INT32_MAX or data.min() < 0):
