@@ -202,7 +202,8 @@ def arc_list(M: Padded, bm: np.ndarray, rank: np.ndarray, cap: np.ndarray, first
     r = np.asarray(rank).ravel()[fp].astype(np.int64)
     a, tj = np.divmod(fp, 2 * nb * mb)
     t, j = np.divmod(tj, mb)
-    real = (j < m) & ((t < n) | ((t >= nb) & (t < nb + n)))   # (padding gets no arcs)
+    # (padding buyers and objects get no arcs; dropped all the same, as slicing would)
+    real = (j < m) & ((t < n) | ((t >= nb) & (t < nb + n)))
     if not real.all():
         a, t, j, r = a[real], t[real], j[real], r[real]
     t -= (t >= nb) * (nb - n)
