@@ -364,8 +364,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
             merged = _Lane(rows[order])
             merged.rounds = max(lane.rounds for lane in lanes if len(lane.active))
             arcs = [lane.arcs for lane in lanes if len(lane.active)]
-            if all(a is not None for a in arcs):
-                merged.arcs = _rounds.merge_arc_lists(arcs, order, n, m)
+            known = [a for a in arcs if a is not None]
+            if len(known) == len(arcs):
+                merged.arcs = _rounds.merge_arc_lists(known, order, n, m)
             lanes = [merged]
         for lane in lanes:
             if lane.pending is not None:

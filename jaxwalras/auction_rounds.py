@@ -179,7 +179,8 @@ def collect_advance(M: Padded, launched: list):
         bs.append((b[0][rows, :n, :m], b[1][rows, :n, :m],
                    np.asarray(b[2][rows, :n], np.int64), b[3][rows, :n]))
         mus.append(mu[rows, :n])
-        arcs.append(arc_list(M, *(x[rows] for x in net), first=done))
+        bm, rank, cap = net
+        arcs.append(arc_list(M, bm[rows], rank[rows], cap[rows], first=done))
         done += len(pos)
     # (concatenate also copies: the host arrays are written to later)
     cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731

@@ -67,7 +67,8 @@ class Padded:
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows ``idx`` with buyers and objects padded to their buckets."""
         if self._padded is not None:
-            return tuple(x[idx] for x in self._padded)  # type: ignore[return-value]
+            v, d, s = self._padded
+            return v[idx], d[idx], s[idx]
         return self._pad(idx)
 
     def _pad(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
