@@ -21,8 +21,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
-           "network_from_arc_list", "allocation_network", "solve_max_flow", "restrict", "conserve", "carry_flow",
-           "buyer_object_arcs", "buyer_object_flows", "reference_unit_step_auction"]
+           "network_from_arc_list", "allocation_network", "solve_max_flow", "restrict",
+           "conserve", "carry_flow", "buyer_object_arcs", "buyer_object_flows",
+           "reference_unit_step_auction"]
 
 Backend = Literal["scipy", "networkx"]
 
@@ -195,7 +196,7 @@ def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap
     E = ns + nb + no
     mid = slice(ns, ns + nb)
     snk = slice(ns + nb, E)
-    bt_key, j_b = np.divmod(fb, J)             # left row (a T + t) and object of each middle arc
+    bt_key, j_b = np.divmod(fb, J)             # left row (a T + t), object of each middle arc
     a_b, t_b = np.divmod(bt_key, T)
     oj_key = a_b * J + j_b                     # right row (a J + j)
     a_s, t_s = np.divmod(fs, T)
