@@ -88,7 +88,8 @@ class _Lane:
         self.rounds = 0
         self.pending: list | None = None
         self.pending_rows = active
-        self.arcs: tuple[np.ndarray, ...] | None = None   # network arcs of ``active``
+        # network arcs of ``active`` (:func:`jaxwalras.auction_rounds.arc_list`)
+        self.arcs: tuple[np.ndarray, ...] | None = None
 
 
 #: ``step="unit"`` without jumps raises prices by one per round and may need up to
@@ -363,8 +364,9 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
             merged = _Lane(rows[order])
             merged.rounds = max(lane.rounds for lane in lanes if len(lane.active))
             arcs = [lane.arcs for lane in lanes if len(lane.active)]
-            if all(a is not None for a in arcs):
-                merged.arcs = tuple(np.concatenate(parts)[order] for parts in zip(*arcs))
+            known = [a for a in arcs if a is not None]
+            if len(known) == len(arcs):
+                merged.arcs = _rounds.merge_arc_lists(known, order, n, m)
             lanes = [merged]
         for lane in lanes:
             if lane.pending is not None:
@@ -377,8 +379,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
             lane.rounds += 1
             t0 = time.perf_counter()
             if lane.arcs is not None:      # from the round kernel, for exactly ``active``
-                bm, col_rank, src_cap = lane.arcs
-                net = _flows.network_from_arcs(bm, col_rank, src_cap, s_np[active])
+                fb, rank, src_cap = lane.arcs
+                net = _flows.network_from_arc_list(fb, rank, src_cap, s_np[active])
                 lane.arcs = None
             else:
                 net = _flows.auction_network(strict[active], marginal[active], r[active],

@@ -34,7 +34,8 @@ from jaxwalras.multiunit_chunks import Padded, bundles_flat as _bundles
 from jaxwalras.multiunit_chunks import chunked as _chunked
 from jaxwalras.multiunit_chunks import gather_bundles
 
-__all__ = ["advance", "device_auction", "launch_advance", "collect_advance",
+__all__ = ["advance", "device_auction", "launch_advance", "collect_advance", "arc_list",
+           "merge_arc_lists",
            "gather_bundles", "long_steps", "batch_long_steps", "run_device_auction",
            "DEVICE_MAX_OBJECTS"]
 
@@ -57,7 +58,8 @@ def _network_arcs(b, s):
     s_pos = (s > 0)[:, None, :]
     bm = jnp.concatenate([b.strict & s_pos, b.marginal & s_pos & (b.r > 0)[:, :, None]],
                          axis=1)
-    rank_t = jnp.int8 if 2 * n <= 127 else jnp.int32
+    # ranks lie in [-1, 2n - 1]: the smallest integer type that holds them (less to copy)
+    rank_t = jnp.int8 if 2 * n <= 128 else jnp.int16 if 2 * n <= 2**15 else jnp.int32
     col_rank = (jnp.cumsum(bm, axis=1, dtype=jnp.int32) - 1).astype(rank_t)
     sF = jnp.sum(jnp.where(b.strict, s[:, None, :], 0), axis=2)
     return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
@@ -152,25 +154,80 @@ def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarra
     return out
 
 
+def _rows(pos: np.ndarray) -> slice | np.ndarray:
+    """The chunk positions ``pos`` (increasing) as a slice when they are one contiguous
+    run, as :func:`jaxwalras._batching.spread` lays them out on one device: a slice
+    reads a view, an index array a copy."""
+    if len(pos) and int(pos[-1]) - int(pos[0]) == len(pos) - 1:
+        return slice(int(pos[0]), int(pos[-1]) + 1)
+    return pos
+
+
 def collect_advance(M: Padded, launched: list):
     """Host copies of :func:`launch_advance`'s results, unpadded: new prices, steps,
     bundles ``(strict, marginal, r, case_a)``, the marginal payoffs ``mu`` (int32) and the
-    arc structure, concatenated over the chunks."""
-    n, m, nb = M.n, M.m, M.nb
+    arcs of the networks N(p) as a list (:func:`arc_list`), concatenated over the
+    chunks."""
+    n, m = M.n, M.m
     ps, ks, bs, mus, arcs = [], [], [], [], []
+    done = 0
     for pos, res in launched:
         p_new, k, b, mu, net = jax.device_get(res)
-        ps.append(np.asarray(p_new[pos, :m], np.int64))
-        ks.append(np.asarray(k[pos], np.int64))
-        bs.append((b[0][pos, :n, :m], b[1][pos, :n, :m], np.asarray(b[2][pos, :n], np.int64),
-                   b[3][pos, :n]))
-        mus.append(mu[pos, :n])
+        rows = _rows(pos)
+        ps.append(np.asarray(p_new[rows, :m], np.int64))
+        ks.append(np.asarray(k[rows], np.int64))
+        bs.append((b[0][rows, :n, :m], b[1][rows, :n, :m],
+                   np.asarray(b[2][rows, :n], np.int64), b[3][rows, :n]))
+        mus.append(mu[rows, :n])
         bm, rank, cap = net
-        two = np.r_[0:n, nb:nb + n]                 # real buyer nodes i^F, i^M
-        arcs.append((bm[pos][:, two, :m], rank[pos][:, two, :m], cap[pos][:, two]))
+        arcs.append(arc_list(M, bm[rows], rank[rows], cap[rows], first=done))
+        done += len(pos)
     # (concatenate also copies: the host arrays are written to later)
     cat = lambda parts: tuple(np.concatenate(c) for c in zip(*parts))  # noqa: E731
     return np.concatenate(ps), np.concatenate(ks), cat(bs), np.concatenate(mus), cat(arcs)
+
+
+def arc_list(M: Padded, bm: np.ndarray, rank: np.ndarray, cap: np.ndarray, first: int = 0
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arcs of :func:`_network_arcs`' padded output for ``k`` markets as
+    :func:`jaxwalras.flows.network_from_arc_list` takes them: the flat indices ``fb`` of
+    the buyer-node -> object arcs into the unpadded ``(first + k, 2n, m)`` (markets
+    numbered from ``first``), their ranks, and the source arc capacities ``(k, 2n)``.
+
+    The real buyer nodes are ``i^F`` (padded rows ``:n``) and ``i^M`` (rows
+    ``nb:nb + n``), the real objects the columns ``:m``; reading the arcs off the padded
+    arrays keeps their order (both maps are increasing) and copies no dense array.
+    """
+    n, m, nb, mb = M.n, M.m, M.nb, M.mb
+    fp = np.flatnonzero(bm)
+    r = np.asarray(rank).ravel()[fp].astype(np.int64)
+    a, tj = np.divmod(fp, 2 * nb * mb)
+    t, j = np.divmod(tj, mb)
+    # (padding buyers and objects get no arcs; dropped all the same, as slicing would)
+    real = (j < m) & ((t < n) | ((t >= nb) & (t < nb + n)))
+    if not real.all():
+        a, t, j, r = a[real], t[real], j[real], r[real]
+    t -= (t >= nb) * (nb - n)
+    fb = ((a + first) * (2 * n) + t) * m + j
+    src_cap = np.concatenate([cap[:, :n], cap[:, nb:nb + n]], axis=1)
+    return fb, r, src_cap
+
+
+def merge_arc_lists(parts: list[tuple[np.ndarray, ...]], order: np.ndarray, n: int, m: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arc lists (:func:`arc_list`) of consecutive blocks of markets joined into one, its
+    markets then reordered: market ``q`` of the result is market ``order[q]`` of the
+    joined blocks."""
+    per = 2 * n * m
+    first = np.cumsum([0] + [len(p[2]) for p in parts])
+    fb = np.concatenate([p[0] + f * per for p, f in zip(parts, first)])
+    rank = np.concatenate([p[1] for p in parts])
+    new = np.empty(len(order), np.int64)
+    new[order] = np.arange(len(order))
+    a, tj = np.divmod(fb, per)
+    fb = new[a] * per + tj
+    srt = np.argsort(fb, kind="stable")
+    return fb[srt], rank[srt], np.concatenate([p[2] for p in parts])[order]
 
 
 def batch_long_steps(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarray

@@ -151,12 +151,12 @@ def lowerable_sets(values, demands, supplies, prices, structure=None
     F, M, r, case_a = (greedy_structure_np(values, d, s, p) if structure is None
                        else structure)
     A = len(r)
-    r2 = np.where(case_a, r, d - (F * s[:, None, :]).sum(-1))
+    sF = (F * s[:, None, :]).sum(-1)
+    r2 = np.where(case_a, r, d - sF)
     P = (p > 0) & (s > 0)
     bm = np.concatenate([F & (s > 0)[:, None, :],
                          M & (s > 0)[:, None, :] & (r2 > 0)[:, :, None]], axis=1)
-    sF = (F * s[:, None, :]).sum(-1)
-    net = _flows.network_from_arcs(bm, np.cumsum(bm, axis=1) - 1,
+    net = _flows.network_from_arcs(bm, np.cumsum(bm, axis=1, dtype=np.int32) - 1,
                                    np.concatenate([sF, r2], axis=1), s,
                                    sink_caps=np.where(P, s, 0))
     flow, _, reach = _flows.solve_max_flow(net, A)

@@ -21,8 +21,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 __all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
-           "allocation_network", "solve_max_flow", "restrict", "conserve", "carry_flow",
-           "buyer_object_arcs", "buyer_object_flows", "reference_unit_step_auction"]
+           "network_from_arc_list", "allocation_network", "solve_max_flow", "restrict",
+           "conserve", "carry_flow", "buyer_object_arcs", "buyer_object_flows",
+           "reference_unit_step_auction"]
 
 Backend = Literal["scipy", "networkx"]
 
@@ -123,7 +124,7 @@ def auction_network(strict: np.ndarray, marginal: np.ndarray, r: np.ndarray,
     bm = np.concatenate([strict & s_pos[:, None, :],
                          marginal & s_pos[:, None, :] & (rr > 0)[:, :, None]], axis=1)
     sF = np.einsum("anm,am->an", strict.astype(np.int64), s)
-    return network_from_arcs(bm, np.cumsum(bm, axis=1) - 1,
+    return network_from_arcs(bm, np.cumsum(bm, axis=1, dtype=np.int32) - 1,
                              np.concatenate([sF, rr], axis=1), s)
 
 
@@ -137,78 +138,115 @@ def network_from_arcs(bm: np.ndarray, col_rank: np.ndarray, src_cap: np.ndarray,
     ``src_cap`` ``(A, 2n)`` the source arc capacities ``(s(F_i), r_i)``; ``sink_caps``
     ``(A, m)`` the object -> sink capacities (default the supplies).
     """
-    A, n2, m = bm.shape
+    fb = np.flatnonzero(bm)
+    return network_from_arc_list(fb, col_rank.ravel()[fb], src_cap, supplies, sink_caps)
+
+
+def network_from_arc_list(fb: np.ndarray, rank: np.ndarray, src_cap: np.ndarray,
+                          supplies: np.ndarray, sink_caps: np.ndarray | None = None
+                          ) -> UnionNetwork:
+    """:func:`network_from_arcs` from the arcs as a list: ``fb`` the flat indices of the
+    buyer-node -> object arcs into ``(A, 2n, m)`` (increasing; ``A, 2n`` the shape of
+    ``src_cap``, ``m`` of the objects of ``supplies``), ``rank`` each arc's
+    ``col_rank``."""
+    A, n2 = src_cap.shape
+    m = supplies.shape[-1]
     n = n2 // 2
     s = supplies.astype(np.int64)
     snk = s if sink_caps is None else np.asarray(sink_caps, np.int64)
     kind_mid = np.repeat(np.array([F_OBJ, M_OBJ]), n)[:, None].repeat(m, 1)
     return _bipartite_union(
-        bm, col_rank, src_cap, s, snk, np.arange(n2), n2 + np.arange(m), n2 + m,
+        (A, n2, m), fb, rank, src_cap, s, snk, np.arange(n2), n2 + np.arange(m), n2 + m,
         np.repeat(np.array([SRC_F, SRC_M]), n), kind_mid, np.full(m, OBJ_SNK),
         np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
 
 
-def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_off,
-                     per: int, kind_src, kind_mid, kind_snk, buyer_of, obj_of, source_cap,
-                     buyer_object_only: bool) -> UnionNetwork:
+def _as_index(off: np.ndarray) -> slice | np.ndarray:
+    """Increasing node offsets as a slice when they are consecutive (basic indexing)."""
+    off = np.asarray(off)
+    if len(off) and int(off[-1]) - int(off[0]) == len(off) - 1:
+        return slice(int(off[0]), int(off[-1]) + 1)
+    return off
+
+
+def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap, snk_cap,
+                     left_off, right_off, per: int, kind_src, kind_mid, kind_snk, buyer_of,
+                     obj_of, source_cap, buyer_object_only: bool) -> UnionNetwork:
     """Disjoint union of bipartite networks source -> left -> right -> sink, with its CSR
     layout built from the structure (no sorting).
 
     Per market: left nodes ``t`` (``T``) at ``base + left_off[t]``, right nodes ``j``
-    (``J``) at ``base + right_off[j]`` (both increasing), ``base = 2 + a per``. Arcs:
-    source -> t (cap ``src_cap[a, t]`` where positive), t -> j where ``bm[a, t, j]``
-    (cap ``right_cap[a, j]``; ``col_rank``: arcs into ``j`` from smaller ``t``),
-    j -> sink (cap ``snk_cap[a, j]`` where positive). The small tables give each arc's
+    (``J``) at ``base + right_off[j]`` (both increasing), ``base = 2 + a per``;
+    ``shape = (A, T, J)``. Arcs: source -> t (cap ``src_cap[a, t]`` where positive),
+    t -> j for the flat indices ``fb`` (increasing) into ``shape`` (cap
+    ``right_cap[a, j]``; ``rank_b``: each one's number of arcs into ``j`` from smaller
+    ``t``), j -> sink (cap ``snk_cap[a, j]`` where positive). The small tables give each arc's
     kind (``kind_src[t]``, ``kind_mid[t, j]``, ``kind_snk[j]``), buyer (``buyer_of[t]``)
     and object (``obj_of[j]``). Arc order: source arcs (by market, t), middle arcs (by
     market, t, j), sink arcs (by market, j).
     """
-    A, T, J = bm.shape
-    src_cap = src_cap.astype(np.int64)
-    snk_cap = snk_cap.astype(np.int64)
+    A, T, J = shape
+    src_cap = np.ascontiguousarray(src_cap, np.int64)
+    snk_cap = np.ascontiguousarray(snk_cap, np.int64)
     has = src_cap > 0
     snk_has = snk_cap > 0
     fs = np.flatnonzero(has)                   # source arcs, (a, t) order
-    fb = np.flatnonzero(bm)                    # middle arcs, (a, t, j) order
     fo = np.flatnonzero(snk_has)               # sink arcs, (a, j) order
-    a_s, t_s = np.divmod(fs, T)
-    a_b, tj = np.divmod(fb, T * J)
-    t_b, j_b = np.divmod(tj, J)
-    a_o, j_o = np.divmod(fo, J)
     ns, nb, no = len(fs), len(fb), len(fo)
+    E = ns + nb + no
+    mid = slice(ns, ns + nb)
+    snk = slice(ns + nb, E)
+    bt_key, j_b = np.divmod(fb, J)             # left row (a T + t), object of each middle arc
+    a_b, t_b = np.divmod(bt_key, T)
+    oj_key = a_b * J + j_b                     # right row (a J + j)
+    a_s, t_s = np.divmod(fs, T)
+    a_o, j_o = np.divmod(fo, J)
 
     # CSR rows: 0 (source arcs), 1 (reverse sink arcs), then every market's nodes. A left
     # row is [0 (reverse source arc)] + its right nodes; a right row is [1 (sink arc)] +
     # its left nodes; both sorted since 0 < 1 < every market node.
-    bt_key = a_b * T + t_b                     # left row of each middle arc
-    oj_key = a_b * J + j_b                     # right row
+    left, right = _as_index(left_off), _as_index(right_off)
     cnt_bt = np.bincount(bt_key, minlength=A * T)
     cnt = np.zeros((A, per), np.int64)
-    cnt[:, left_off] = has + cnt_bt.reshape(A, T)
-    cnt[:, right_off] = snk_has + np.bincount(oj_key, minlength=A * J).reshape(A, J)
+    cnt[:, left] = has + cnt_bt.reshape(A, T)
+    cnt[:, right] = snk_has + np.bincount(oj_key, minlength=A * J).reshape(A, J)
     indptr = np.empty(3 + A * per, np.int64)
     indptr[:3] = (0, ns, ns + no)
     np.cumsum(cnt.ravel(), out=indptr[3:])
     indptr[3:] += ns + no
     rows = indptr[2:-1].reshape(A, per)
-    row_bt = rows[:, left_off].ravel()         # row starts of left nodes
-    row_oj = rows[:, right_off].ravel()        # ... and of right nodes
+    row_bt = rows[:, left].ravel()             # row starts of left nodes
+    row_oj = rows[:, right].ravel()            # ... and of right nodes
     # forward middle entries: after the reverse source entry, in right-node order;
     # reverse ones: after the sink entry, in left-node order
-    start_bt = np.cumsum(cnt_bt) - cnt_bt      # first middle arc of each left row
-    pos_b = np.arange(nb) + (row_bt + has.ravel() - start_bt)[bt_key]
-    rpos_b = (row_oj + snk_has.ravel())[oj_key] + col_rank.ravel()[fb]
-    pos_s, rpos_s = np.arange(ns), row_bt[fs]
-    pos_o, rpos_o = row_oj[fo], ns + np.arange(no)
+    shift_bt = row_bt + has.ravel()            # first middle entry of each left row ...
+    start_bt = np.cumsum(cnt_bt)
+    start_bt -= cnt_bt
+    shift_bt -= start_bt                       # ... less the left row's first middle arc
+    pos = np.empty(E, np.int64)
+    rpos = np.empty(E, np.int64)
+    pos[:ns] = np.arange(ns)
+    rpos[:ns] = row_bt[fs]
+    np.add(np.arange(nb), shift_bt[bt_key], out=pos[mid])
+    np.add((row_oj + snk_has.ravel())[oj_key], rank_b, out=rpos[mid])
+    pos[snk] = row_oj[fo]
+    rpos[snk] = np.arange(ns, ns + no)
 
-    node_l = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(left_off)
-    node_r = 2 + per * np.arange(A, dtype=np.int64)[:, None] + np.asarray(right_off)
-    tail = np.concatenate([np.zeros(ns, np.int64), node_l.ravel()[bt_key], node_r.ravel()[fo]])
-    head = np.concatenate([node_l.ravel()[fs], node_r.ravel()[oj_key], np.ones(no, np.int64)])
-    cap = np.concatenate([src_cap.ravel()[fs], right_cap.astype(np.int64).ravel()[oj_key],
-                          snk_cap.ravel()[fo]])
-    pos = np.concatenate([pos_s, pos_b, pos_o])
-    rpos = np.concatenate([rpos_s, rpos_b, rpos_o])
+    base = 2 + per * np.arange(A, dtype=np.int64)[:, None]
+    node_l = (base + np.asarray(left_off)).ravel()
+    node_r = (base + np.asarray(right_off)).ravel()
+    tail = np.empty(E, np.int64)
+    head = np.empty(E, np.int64)
+    cap = np.empty(E, np.int64)
+    tail[:ns] = 0
+    head[:ns] = node_l[fs]
+    cap[:ns] = src_cap.ravel()[fs]
+    tail[mid] = node_l[bt_key]
+    head[mid] = node_r[oj_key]
+    cap[mid] = np.asarray(right_cap, np.int64).ravel()[oj_key]
+    tail[snk] = node_r[fo]
+    head[snk] = 1
+    cap[snk] = snk_cap.ravel()[fo]
     nnz = int(indptr[-1])
     indices = np.empty(nnz, np.int32)
     indices[pos] = head
@@ -216,17 +254,30 @@ def _bipartite_union(bm, col_rank, src_cap, right_cap, snk_cap, left_off, right_
     data = np.zeros(nnz, np.int64)
     data[pos] = cap
     layout = CsrLayout(indptr.astype(np.int32), indices, data, pos, rpos, simple=True)
-    kind = np.concatenate([np.asarray(kind_src)[t_s], np.asarray(kind_mid)[t_b, j_b],
-                           np.asarray(kind_snk)[j_o]])
-    market = np.concatenate([a_s, a_b, a_o])
-    buyer = np.concatenate([np.asarray(buyer_of)[t_s], np.asarray(buyer_of)[t_b],
-                            np.full(no, -1)])
-    obj = np.concatenate([np.full(ns, -1), np.asarray(obj_of)[j_b], np.asarray(obj_of)[j_o]])
-    m = int(np.sum(np.asarray(obj_of) >= 0))
-    n2 = int(np.sum(np.asarray(buyer_of) >= 0))
-    object_node = 2 + per * np.arange(A, dtype=np.int64)[:, None] + n2 + np.arange(m)
+    kind_mid = np.asarray(kind_mid)
+    kind = np.empty(E, np.int64)
+    kind[:ns] = np.asarray(kind_src)[t_s]
+    kind[mid] = kind_mid.ravel()[fb % (T * J)]
+    kind[snk] = np.asarray(kind_snk)[j_o]
+    market = np.empty(E, np.int64)
+    market[:ns] = a_s
+    market[mid] = a_b
+    market[snk] = a_o
+    buyer_of = np.asarray(buyer_of)
+    obj_of = np.asarray(obj_of)
+    buyer = np.empty(E, np.int64)
+    buyer[:ns] = buyer_of[t_s]
+    buyer[mid] = buyer_of[t_b]
+    buyer[snk] = -1
+    obj = np.empty(E, np.int64)
+    obj[:ns] = -1
+    obj[mid] = obj_of[j_b]
+    obj[snk] = obj_of[j_o]
+    m = int(np.count_nonzero(obj_of >= 0))
+    n2 = int(np.count_nonzero(buyer_of >= 0))
+    object_node = base + n2 + np.arange(m)
     return UnionNetwork(2 + per * A, tail, head, cap, market, kind, buyer, obj, source_cap,
-                        object_node, layout, slice(ns, ns + nb) if buyer_object_only else None)
+                        object_node, layout, mid if buyer_object_only else None)
 
 
 def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndarray,
@@ -263,7 +314,8 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     bm[:, n:n2, m] = ~case_a.astype(bool) & (rest > 0)
     bm[:, n2, :m] = (prices == 0) & s_pos
     bm[:, n2, m] = sum_s > 0
-    col_rank = np.cumsum(bm, axis=1, dtype=np.int64) - 1
+    fb = np.flatnonzero(bm)
+    col_rank = (np.cumsum(bm, axis=1, dtype=np.int32) - 1).ravel()[fb]
     src_cap = np.concatenate([sF, rest, sum_s[:, None]], axis=1)
     right_cap = np.concatenate([s, big[:, None]], axis=1)
     snk_cap = np.concatenate([s, sum_d[:, None]], axis=1)
@@ -274,7 +326,7 @@ def allocation_network(strict: np.ndarray, marginal: np.ndarray, case_a: np.ndar
     kind_mid[n2, :m] = DB_OBJ
     kind_mid[n2, m] = DB_DUMMY
     return _bipartite_union(
-        bm, col_rank, src_cap, right_cap, snk_cap,
+        bm.shape, fb, col_rank, src_cap, right_cap, snk_cap,
         np.r_[np.arange(n2), n2 + m + 1], n2 + np.arange(m + 1), n2 + m + 2,
         np.r_[np.repeat([SRC_F, SRC_M], n), SRC_DB], kind_mid,
         np.r_[np.full(m, OBJ_SNK), DUMMY_SNK], np.r_[np.tile(np.arange(n), 2), -1],
@@ -341,14 +393,14 @@ def _scipy_max_flow(net: UnionNetwork, init_flow: np.ndarray | None
     data = lay.cap
     if init_flow is not None:
         # entry-wise (antisymmetric) net flow of the start; solve on its residual network
-        if lay.simple:
-            ef0 = np.zeros(len(data), np.int64)
-            ef0[lay.pos] = init_flow
-            ef0[lay.rpos] = -init_flow
+        if lay.simple:             # pos and rpos are disjoint and each without repeats
+            data = data.copy()
+            data[lay.pos] -= init_flow
+            data[lay.rpos] += init_flow
         else:
             ef0 = (np.bincount(lay.pos, weights=init_flow, minlength=len(data))
                    - np.bincount(lay.rpos, weights=init_flow, minlength=len(data)))
-        data = data - ef0.astype(np.int64)
+            data = data - ef0.astype(np.int64)
     if len(data) == 0:
         return np.zeros(len(net.tail), np.int64), np.zeros(0, bool)
     if data.size and (data.max() > _INT32_MAX or data.min() < 0):
@@ -371,7 +423,8 @@ def _reachable_entries(net: UnionNetwork, residual: np.ndarray) -> np.ndarray:
     N = net.n_nodes
     csum = np.concatenate([[0], np.cumsum(residual, dtype=np.int64)])
     # float64 data and int32 indices: what csgraph works on, so it makes no copies
-    R = csr_matrix((np.ones(int(csum[-1])), lay.indices[residual],
+    # (np.compress: a much faster gather than boolean indexing for irregular masks)
+    R = csr_matrix((np.ones(int(csum[-1])), np.compress(residual, lay.indices),
                     csum[lay.indptr].astype(np.int32)), shape=(N, N))
     order = breadth_first_order(R, 0, directed=True, return_predecessors=False)
     reach = np.zeros(N, bool)
@@ -407,7 +460,7 @@ def solve_max_flow(net: UnionNetwork, n_markets: int, *, backend: Backend = "sci
             flow = f0 + np.bincount(orig, weights=sign * g, minlength=len(f0)).astype(np.int64)
         if cut:
             reach = _residual_reachable(net.n_nodes, net.tail, net.head, net.cap, flow)
-    src = net.tail == 0
+    src = _arc_groups(net)[0]
     value = np.bincount(net.market[src], weights=flow[src],
                         minlength=n_markets).astype(np.int64)
     saturated = value == net.source_cap
@@ -435,15 +488,23 @@ def restrict(net: UnionNetwork, keep: np.ndarray) -> UnionNetwork:
                         cap_src, net.object_node, layout)
 
 
+def _arc_groups(net: UnionNetwork) -> tuple[slice | np.ndarray, ...]:
+    """The source arcs, the arcs between them and the sink arcs: slices where the builder
+    made the middle arcs contiguous (then the source arcs precede and the sink arcs
+    follow them), else masks."""
+    if net.mid is not None:
+        return slice(0, net.mid.start), net.mid, slice(net.mid.stop, len(net.tail))
+    return net.tail == 0, (net.tail != 0) & (net.head != 1), net.head == 1
+
+
 def conserve(net: UnionNetwork, flow: np.ndarray) -> np.ndarray:
     """Set source and sink arc flows from the buyer->object flows by flow conservation
     (networks whose buyer nodes have one source arc and objects one sink arc)."""
     flow = flow.copy()
-    mid = (net.tail != 0) & (net.head != 1)
-    out = np.bincount(net.tail[mid], weights=flow[mid], minlength=net.n_nodes)
-    inn = np.bincount(net.head[mid], weights=flow[mid], minlength=net.n_nodes)
-    src = net.tail == 0
-    snk = net.head == 1
+    src, mid, snk = _arc_groups(net)
+    fm = flow[mid]
+    out = np.bincount(net.tail[mid], weights=fm, minlength=net.n_nodes)
+    inn = np.bincount(net.head[mid], weights=fm, minlength=net.n_nodes)
     flow[src] = out[net.head[src]].astype(np.int64)
     flow[snk] = inn[net.tail[snk]].astype(np.int64)
     return flow
@@ -472,13 +533,15 @@ def carry_flow(net_new: UnionNetwork, prev_x: np.ndarray, r: np.ndarray,
     i = net_new.buyer[fo]
     x = prev_x.reshape(-1)[(active_rows[a] * n + i) * m + net_new.obj[fo]]
     x = np.minimum(x, net_new.cap[fo])
-    is_m = net_new.kind[fo] == M_OBJ
-    if np.any(is_m):
+    is_m = np.flatnonzero(net_new.kind[fo] == M_OBJ)
+    if len(is_m):
         # truncate each buyer's M-arc total to r_i (arcs of one buyer are contiguous)
         xm = x[is_m]
         key = a[is_m] * (n + 1) + i[is_m]
         csum = np.cumsum(xm)
-        first = np.r_[True, key[1:] != key[:-1]]
+        first = np.empty(len(key), bool)
+        first[:1] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
         seg_start = np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))
         before = csum - xm - (csum - xm)[seg_start]
         limit = r[a[is_m], i[is_m]]

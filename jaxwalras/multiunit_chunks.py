@@ -43,6 +43,11 @@ def chunk_size(devices: tuple) -> int:
     return CPU_CHUNK if devices[0].platform == "cpu" else ACCEL_CHUNK
 
 
+#: :class:`Padded` keeps the whole batch padded (for :meth:`Padded.take`, which then
+#: gathers whole rows) when that copy takes at most this many bytes
+PADDED_COPY_BYTES = 1 << 26
+
+
 class Padded:
     """The flat batch of markets on the host (int32 numpy), gathered into padded chunks
     for the kernels: ``n``, ``m`` the market's sizes, ``nb``, ``mb`` their buckets."""
@@ -55,9 +60,18 @@ class Padded:
         self.nb, self.mb = dim_bucket(self.n), dim_bucket(self.m)
         self.devices = resolve_devices(devices)
         self.cap = chunk_size(self.devices)
+        self._padded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if 4 * self.B * (self.nb + 1) * (self.mb + 1) <= PADDED_COPY_BYTES:
+            self._padded = self._pad(np.arange(self.B))
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows ``idx`` with buyers and objects padded to their buckets."""
+        if self._padded is not None:
+            v, d, s = self._padded
+            return v[idx], d[idx], s[idx]
+        return self._pad(idx)
+
+    def _pad(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = len(idx)
         v = np.zeros((k, self.nb, self.mb), np.int32)
         d = np.zeros((k, self.nb), np.int32)
@@ -80,6 +94,10 @@ class Padded:
                           split_rest=True, multiple=len(self.devices))
 
     def put(self, *arrays):
+        """The arrays on the devices (:func:`jaxwalras.devices.put_batch`); on one device
+        in one batched transfer."""
+        if len(self.devices) == 1:
+            return tuple(jax.device_put(arrays, self.devices[0]))
         return tuple(put_batch(a, self.devices) for a in arrays)
 
 
