@@ -222,22 +222,8 @@ def primal_and_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, alp
 
 
 def weighted_bundles(w: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """``sum_{a,k} w[..., a, k] Z[..., a, k, :]`` (batch + (L,)): the goods the weights use.
-
-    Weights are sparse (a vertex has about one positive weight per agent), so for equal
-    batch shapes the sum runs over the positive weights only."""
-    if w.shape != Z.shape[:-1]:
-        return np.einsum("...ak,...akl->...l", w, Z)
-    batch, L = w.shape[:-2], Z.shape[-1]
-    wf = w.reshape(-1, w.shape[-1] * w.shape[-2])
-    Zf = Z.reshape(wf.shape + (L,))
-    b_, j_ = np.nonzero(wf)
-    out = np.zeros((wf.shape[0], L))
-    if b_.size:
-        contrib = wf[b_, j_, None] * Zf[b_, j_]
-        starts = np.flatnonzero(np.concatenate([[True], b_[1:] != b_[:-1]]))
-        out[b_[starts]] = np.add.reduceat(contrib, starts, axis=0)
-    return out.reshape(batch + (L,))
+    """``sum_{a,k} w[..., a, k] Z[..., a, k, :]`` (batch + (L,)): the goods the weights use."""
+    return np.einsum("...ak,...akl->...l", w, Z)
 
 
 def certificate(p: np.ndarray, lam: np.ndarray, mu: np.ndarray, A: MenuArrays, alpha: Any,
