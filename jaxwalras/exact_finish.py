@@ -298,8 +298,10 @@ def _equalities(Z: np.ndarray, W: np.ndarray, m: np.ndarray, w: np.ndarray, zs: 
                 ws: np.ndarray, E: np.ndarray, e: np.ndarray, fill: np.ndarray) -> None:
     """Append to ``E p = e`` (in place, from row ``fill[b]`` on) one row per positive
     option ``k`` of every agent other than its largest-weight option ``h``:
-    ``(Z_h - Z_k) / zs . p = (W_h - W_k) / ws`` (``zs`` (B, L) and ``ws`` (B,) are powers of
-    two, so the scaling is exact).  At most ``L * L`` rows per economy are kept."""
+    ``(Z_h - Z_k) / zs . p = (W_h - W_k) / ws`` in normalised prices ``p`` (``zs`` (B, L):
+    the quantity scales; ``ws`` (B,): the money scale, times ``1 + markup`` for buyers).
+    At most ``L * L`` rows per economy are kept (a vertex has at most ``L`` mixing
+    agents)."""
     L = Z.shape[-1]
     b_, a_, k_ = np.nonzero((w > 1e-9) & m)
     held = np.argmax(np.where(m, w, -1.0), -1)
