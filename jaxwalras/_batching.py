@@ -31,7 +31,7 @@ import numpy as np
 from .devices import resolve_devices, use_devices
 
 __all__ = ["padded_size", "chunk_plan", "pad_index", "map_chunks", "dim_bucket", "pad_to",
-           "chunk_cap", "batch_buckets", "spread", "BATCH_BASE", "BATCH_FLOOR"]
+           "chunk_cap", "batch_buckets", "spread", "as_slice", "BATCH_BASE", "BATCH_FLOOR"]
 
 #: markets per device call grow by this factor from one bucket to the next ...
 BATCH_BASE = 4
@@ -135,6 +135,17 @@ def spread(rows: np.ndarray, size: int, k: int = 1) -> tuple[np.ndarray, np.ndar
                           enumerate(zip(starts, ends))])
     idx[pos] = rows
     return idx, pos
+
+
+def as_slice(idx: Any) -> slice | np.ndarray:
+    """Indices ``idx`` as a slice when they are one contiguous ascending run (indexing
+    with it then reads a view, not a copy, and writes through basic indexing); else
+    ``idx`` as an array."""
+    idx = np.asarray(idx)
+    if idx.size and int(idx[-1]) - int(idx[0]) == idx.size - 1 and \
+            (idx.size == 1 or bool((np.diff(idx) == 1).all())):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def pad_to(x: np.ndarray, shape: tuple[int, ...], value: Any = 0) -> np.ndarray:

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, map_chunks, spread
+from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, as_slice, map_chunks, spread
 from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit import MAX_VALUE
@@ -154,15 +154,6 @@ def launch_advance(M: Padded, prices: np.ndarray, rows: np.ndarray, X: np.ndarra
     return out
 
 
-def _rows(pos: np.ndarray) -> slice | np.ndarray:
-    """The chunk positions ``pos`` (increasing) as a slice when they are one contiguous
-    run, as :func:`jaxwalras._batching.spread` lays them out on one device: a slice
-    reads a view, an index array a copy."""
-    if len(pos) and int(pos[-1]) - int(pos[0]) == len(pos) - 1:
-        return slice(int(pos[0]), int(pos[-1]) + 1)
-    return pos
-
-
 def collect_advance(M: Padded, launched: list):
     """Host copies of :func:`launch_advance`'s results, unpadded: new prices, steps,
     bundles ``(strict, marginal, r, case_a)``, the marginal payoffs ``mu`` (int32) and the
@@ -173,7 +164,7 @@ def collect_advance(M: Padded, launched: list):
     done = 0
     for pos, res in launched:
         p_new, k, b, mu, net = jax.device_get(res)
-        rows = _rows(pos)
+        rows = as_slice(pos)     # one contiguous run on one device (spread): a view
         ps.append(np.asarray(p_new[rows, :m], np.int64))
         ks.append(np.asarray(k[rows], np.int64))
         bs.append((b[0][rows, :n, :m], b[1][rows, :n, :m],

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .typing import ArrayLike
-from ._batching import BATCH_BASE, BATCH_FLOOR, map_chunks, padded_size
+from ._batching import BATCH_BASE, BATCH_FLOOR, as_slice, map_chunks, padded_size
 from .setfunction_chunks import cap_for
 from ._progress import Progress
 from ._validation import check_choice, warn_deprecated
@@ -232,10 +232,8 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
         if backend == "device":
             ok[sl], P[sl], LAM[sl], MU[sl], *_ = device_exact_finish(P0, Ac, a[sl], r[sl])
             rest = np.flatnonzero(~ok[sl])
-        if rest.size == hi - lo:
-            ok[sl], P[sl], LAM[sl], MU[sl], _ = host_exact_finish(P0, Ac, a[sl], r[sl])
-        elif rest.size:
-            g = lo + rest
+        if rest.size:      # a slice (views) where every economy of the chunk is left
+            g = as_slice(lo + rest)
             ok[g], P[g], LAM[g], MU[g], _ = host_exact_finish(P0[rest], A.take(g), a[g], r[g])
         # optimal prices need not be unique: the lexicographically smallest ones, a choice
         # that depends on the economy alone (not on the solver, backend or batch)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._batching import padded_size
+from ._batching import as_slice, padded_size
 from .economy import MenuArrays
 from .highs import solve_menu_lp, solve_menu_lp_blocks
 from .menu_host import certificate, surpluses
@@ -34,14 +34,6 @@ __all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS
 DEVICE_FINISH_MAX_AGENTS = 64
 #: device memory for the dense simplex tableaux of one call of the device finish
 DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
-
-
-def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
-    """``idx`` as a slice when it is a contiguous ascending run (indexing then gives
-    views, not copies); else ``idx`` itself."""
-    if idx.size and idx[-1] - idx[0] + 1 == idx.size and (idx.size == 1 or (np.diff(idx) == 1).all()):
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
 
 
 def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
@@ -102,7 +94,7 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
     for rnd in range(rounds + 1):
         if todo.size == 0:
             break
-        rows = _as_slice(todo)    # a view where the rows are contiguous: no copies
+        rows = as_slice(todo)    # a view where the rows are contiguous: no copies
         Ar = A.take(rows)
         u, w = surpluses(P[rows], Ar, a[rows])
         e = eps[rows][:, None, None]
@@ -116,7 +108,7 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
             cand_b[todo], cand_s[todo] = bm[todo], sm[todo]
 
         def solve(t):
-            t = _as_slice(t)
+            t = as_slice(t)
             sub = MenuArrays(X[t], V[t], cand_b[t], Y[t], C[t], cand_s[t])
             okb, Pb, Lb, Mb, itb = solve_menu_lp_blocks(sub, a[t], r[t],
                                                         None if final else elastic[t])

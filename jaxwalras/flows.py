@@ -20,6 +20,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from ._batching import as_slice
+
 __all__ = ["UnionNetwork", "CsrLayout", "csr_layout", "auction_network", "network_from_arcs",
            "network_from_arc_list", "allocation_network", "solve_max_flow", "restrict",
            "conserve", "carry_flow", "buyer_object_arcs", "buyer_object_flows",
@@ -161,14 +163,6 @@ def network_from_arc_list(fb: np.ndarray, rank: np.ndarray, src_cap: np.ndarray,
         np.tile(np.arange(n), 2), np.arange(m), src_cap.sum(-1, dtype=np.int64), True)
 
 
-def _as_index(off: np.ndarray) -> slice | np.ndarray:
-    """Increasing node offsets as a slice when they are consecutive (basic indexing)."""
-    off = np.asarray(off)
-    if len(off) and int(off[-1]) - int(off[0]) == len(off) - 1:
-        return slice(int(off[0]), int(off[-1]) + 1)
-    return off
-
-
 def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap, snk_cap,
                      left_off, right_off, per: int, kind_src, kind_mid, kind_snk, buyer_of,
                      obj_of, source_cap, buyer_object_only: bool) -> UnionNetwork:
@@ -205,7 +199,7 @@ def _bipartite_union(shape: tuple[int, int, int], fb, rank_b, src_cap, right_cap
     # CSR rows: 0 (source arcs), 1 (reverse sink arcs), then every market's nodes. A left
     # row is [0 (reverse source arc)] + its right nodes; a right row is [1 (sink arc)] +
     # its left nodes; both sorted since 0 < 1 < every market node.
-    left, right = _as_index(left_off), _as_index(right_off)
+    left, right = as_slice(left_off), as_slice(right_off)
     cnt_bt = np.bincount(bt_key, minlength=A * T)
     cnt = np.zeros((A, per), np.int64)
     cnt[:, left] = has + cnt_bt.reshape(A, T)
