@@ -38,7 +38,7 @@ DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
 
 def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
                       rounds: int = 6, rel_eps: float = 1e-3, cert_tol: float = 1e-10,
-                      block: int = 48):
+                      block: int = 64):
     """Exact prices and vertex weights from approximate prices ``P0`` (host, float64).
 
     Parameters

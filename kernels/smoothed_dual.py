@@ -124,15 +124,13 @@ def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min,
     eye = jnp.eye(L, dtype=dt)
     trials = jnp.asarray(_TRIALS, dt)
 
-    def value(q, tau):
-        return (_lse_value(Vm - _dot_goods(Xt, q), tau)
-                + _lse_value(_dot_goods(Yt, q) - Cm, tau) - q @ Rn)
-
     def full(q, tau):
-        vb, mb, ex, hb, lam = _lse_full(Vm - _dot_goods(Xt, q), Xt, tau)
-        vsl, ms, ey, hs, mu = _lse_full(_dot_goods(Yt, q) - Cm, Yt, tau)
+        sb, ss = Vm - _dot_goods(Xt, q), _dot_goods(Yt, q) - Cm
+        vb, mb, ex, hb, lam = _lse_full(sb, Xt, tau)
+        vsl, ms, ey, hs, mu = _lse_full(ss, Yt, tau)
         dual = mb + ms - q @ Rn
-        return vb + vsl - q @ Rn, ey - ex - Rn, (hb + hs) / tau, (lam, mu, dual, ex, ey)
+        return (vb + vsl - q @ Rn, ey - ex - Rn, (hb + hs) / tau, (lam, mu, dual, ex, ey),
+                (sb, ss))
 
     def certify(aux):
         """Logit weights made feasible (buyers scaled towards option 0) and the relative
@@ -147,7 +145,7 @@ def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min,
         return (dual - primal) / denom, sc, primal
 
     def newton(q, tau):
-        f, g, H, aux = full(q, tau)
+        f, g, H, aux, (sb, ss) = full(q, tau)
         free = (q > 0) | (g < 0)
         both = free[:, None] & free[None, :]
         ridge = 1e-6 * jnp.trace(H) / L + 1e-20
@@ -156,8 +154,14 @@ def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min,
         d = jnp.where(jnp.all(jnp.isfinite(d)), d, -jnp.where(free, g, 0.0))
         # flat regions (every agent far from indifference) make H ~ 0: cap the step
         d = d * jnp.minimum(1.0, _MAX_STEP / jnp.maximum(jnp.max(jnp.abs(d)), 1e-30))
-        cands = jnp.maximum(q[None, :] + trials[:, None] * d[None, :], 0.0)
-        vals = jax.vmap(lambda c: value(c, tau))(cands)
+        # the projected full step, then a search along the segment to it (feasible by
+        # convexity): the surpluses there are ``s(q) - t X.d``, so the trials read two
+        # (options x agents) arrays each instead of the L bundle slices
+        d = jnp.maximum(q + d, 0.0) - q
+        xb, ys = _dot_goods(Xt, d), _dot_goods(Yt, d)
+        cands = q[None, :] + trials[:, None] * d[None, :]
+        vals = jax.vmap(lambda t, c: _lse_value(sb - t * xb, tau) + _lse_value(ss + t * ys, tau)
+                        - c @ Rn)(trials, cands)
         vals = jnp.where(jnp.isfinite(vals), vals, jnp.inf)
         i = jnp.argmin(vals)
         return jnp.where(vals[i] < f, cands[i], q), certify(aux)[0]
@@ -190,7 +194,7 @@ def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min,
             jnp.asarray(jnp.inf, dt))
     q, done, iters, s, _ = jax.lax.while_loop(cond, body, init)
     tau = tau_at(jnp.maximum(s - 1, 0))
-    _, _, _, aux = full(q, tau)
+    aux = full(q, tau)[3]
     rel, sc, primal = certify(aux)
     lam, mu = aux[0], aux[1]
     lam = (lam * sc).at[0].add(1.0 - sc)
