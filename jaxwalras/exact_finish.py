@@ -25,7 +25,7 @@ import numpy as np
 from ._batching import as_slice, padded_size
 from .economy import MenuArrays
 from .highs import solve_menu_lp, solve_menu_lp_blocks
-from .menu_host import certificate, surpluses
+from .menu_host import certificate, max_over_options, surpluses
 
 __all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS",
            "DEVICE_FINISH_TABLEAU_BYTES"]
@@ -83,7 +83,7 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
     vscale = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
     vscale = np.where(vscale > 0, vscale, 1.0)
     # elastic supply cost: far above any price the economy can have
-    qscale = np.maximum(X.max((1, 2)), Y.max((1, 2)))
+    qscale = np.maximum(max_over_options(X).max(1), max_over_options(Y).max(1))
     qmin = np.where(qscale > 0, qscale, 1.0)
     elastic = 10.0 * np.maximum(P0.max(-1, keepdims=True),
                                 vscale[:, None] / (1.0 + a[:, None]) / qmin) + 1.0

