@@ -115,10 +115,10 @@ def max_over_options(Z: np.ndarray, mask: np.ndarray | None = None) -> np.ndarra
     contiguous slices, about three times faster than ``Z.max(-2)`` (numpy reduces a middle
     axis element by element); the same numbers."""
     out = np.zeros(Z.shape[:-2] + Z.shape[-1:], np.result_type(Z.dtype, np.float64))
-    every = mask is None or bool(np.all(mask))
+    m = None if mask is None or bool(np.all(mask)) else np.asarray(mask)
     for k in range(Z.shape[-2]):
         zk = Z[..., k, :]
-        np.maximum(out, zk if every else np.where(mask[..., k, None], zk, 0.0), out=out)
+        np.maximum(out, zk if m is None else np.where(m[..., k, None], zk, 0.0), out=out)
     return out
 
 
