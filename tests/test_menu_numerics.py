@@ -432,3 +432,17 @@ def test_convexified_prices_pinned_by_ties_match_the_lp_oracle(monkeypatch):
                                    atol=0)
         # a money unit of 1e6 is not a power of two: the data round differently
         np.testing.assert_allclose(alone, w, rtol=1e-9, atol=0)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 6), st.integers(1, 5),
+       st.booleans())
+def test_max_over_options_is_the_masked_max_with_zero(seed, A_, K, L, full):
+    """The one-pass-per-option maximum equals numpy's masked maximum over the option axis
+    (masked options count as 0), bit for bit, with and without a mask."""
+    from jaxwalras.menu_host import max_over_options
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(4, A_, K, L)) * 10.0 ** rng.integers(-6, 7)
+    mask = np.ones((4, A_, K), bool) if full else rng.random((4, A_, K)) < 0.5
+    expect = np.where(mask[..., None], Z, 0.0).max(-2)
+    assert np.array_equal(max_over_options(Z, mask), expect)
+    assert np.array_equal(max_over_options(Z), np.maximum(Z.max(-2), 0.0))
