@@ -437,12 +437,16 @@ def test_convexified_prices_pinned_by_ties_match_the_lp_oracle(monkeypatch):
 @given(st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 6), st.integers(1, 5),
        st.booleans())
 def test_max_over_options_is_the_masked_max_with_zero(seed, A_, K, L, full):
-    """The one-pass-per-option maximum equals numpy's masked maximum over the option axis
-    (masked options count as 0), bit for bit, with and without a mask."""
+    """The one-pass-per-option maximum is ``max(0, max over the allowed options)`` (0 where
+    none is allowed), bit for bit, with and without a mask; on bundles (non-negative) that
+    is numpy's maximum with masked options set to 0."""
     from jaxwalras.menu_host import max_over_options
     rng = np.random.default_rng(seed)
     Z = rng.normal(size=(4, A_, K, L)) * 10.0 ** rng.integers(-6, 7)
     mask = np.ones((4, A_, K), bool) if full else rng.random((4, A_, K)) < 0.5
-    expect = np.where(mask[..., None], Z, 0.0).max(-2)
+    expect = np.maximum(np.where(mask[..., None], Z, -np.inf).max(-2), 0.0)
     assert np.array_equal(max_over_options(Z, mask), expect)
     assert np.array_equal(max_over_options(Z), np.maximum(Z.max(-2), 0.0))
+    bundles = np.abs(Z)
+    assert np.array_equal(max_over_options(bundles, mask),
+                          np.where(mask[..., None], bundles, 0.0).max(-2))
