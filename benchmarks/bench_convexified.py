@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     cols = ["workload", "method", "ms_per_economy", "lp_ms_per_economy", "speedup",
             "max_rel_gap", "converged", "max_rel_obj_diff_vs_lp"]
     print(_common.markdown_table(rows, cols))
-    print(f"\nLP baseline (HiGHS dual simplex via scipy.optimize.linprog, one economy at a time) "
+    print(f"\nLP baseline (the whole LP by HiGHS dual simplex through highspy, method=\"lp\", one economy at a time) "
           f"timed on {sub} of {B} economies and extrapolated per economy; single-good HiGHS "
           f"runs once per market up to N={args.lp_max_n}; others best of {args.repeat}; "
           f"backend={backend}.")
