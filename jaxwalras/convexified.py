@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .typing import ArrayLike
-from ._batching import BATCH_BASE, BATCH_FLOOR, as_slice, chunk_cap, map_chunks, padded_size
+from ._batching import BATCH_BASE, BATCH_FLOOR, as_slice, map_chunks, padded_size
 from .devices import resolve_devices
 from .setfunction_chunks import cap_for
 from ._progress import Progress
@@ -145,16 +145,18 @@ def _check_device_options(options: dict) -> None:
 
 
 def _chunk_size(A: MenuArrays, chunk_size: int | None) -> int:
-    """Economies per device call: a batch bucket (16, 64, 256, ...; smaller for huge
-    economies) bounded by ~256 MiB of float32 inputs (on CPUs by ``CPU_CHUNK_BYTES``,
-    but at least 16), never the exact batch size, so the compiled solver does not
-    depend on it (:mod:`jaxwalras._batching`)."""
+    """Economies per device call: a batch bucket (16, 64, 256, ...; 4 or 1 for huge
+    economies) bounded by ~256 MiB of float32 inputs (on CPUs by ``CPU_CHUNK_BYTES``),
+    never the exact batch size, so the compiled solver does not depend on it
+    (:mod:`jaxwalras._batching`)."""
     if chunk_size is None:
         per = A.X[0].size + A.Y[0].size + A.V[0].size + A.C[0].size
         cap = cap_for(per, 2 ** 26)[0]
         if resolve_devices()[0].platform == "cpu":
+            # economies above CPU_CHUNK_BYTES / 16 each get chunks of 4 or 1 (a chunk of
+            # 16 would make 2 such economies cost 16)
             itemsize = np.dtype(jnp.result_type(float)).itemsize
-            cap = min(cap, chunk_cap(CPU_CHUNK_BYTES // max(per * itemsize, 1)))
+            cap = min(cap, cap_for(per * itemsize, CPU_CHUNK_BYTES)[0])
         return cap
     try:
         size = int(chunk_size)

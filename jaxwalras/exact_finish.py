@@ -2,7 +2,8 @@
 
 Given approximate prices ``P0`` (the float32 smoothed-dual solution of the device solver),
 each economy's LP is restricted to its *candidate* options, those whose shortfall from
-the agent's best at the current prices is below ``eps``; agents left with one candidate
+the agent's best at the current prices is below ``eps`` times the agent's own money scale;
+agents left with one candidate
 are constants, so the restricted LP only holds the few near-indifferent agents.  Its
 vertex solution is certified against the FULL menus: the duality gap ``g(p) - primal``
 (:func:`jaxwalras.menu_host.certificate`) must vanish up to round-off, so a certified
@@ -25,7 +26,8 @@ import numpy as np
 from ._batching import as_slice, padded_size
 from .economy import MenuArrays
 from .highs import solve_menu_lp, solve_menu_lp_blocks
-from .menu_host import certificate, max_over_options, surpluses
+from .menu_host import (certificate, dual_value, max_over_options, surpluses,
+                        welfare_scale)
 
 __all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS",
            "DEVICE_FINISH_TABLEAU_BYTES"]
@@ -34,6 +36,21 @@ __all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS
 DEVICE_FINISH_MAX_AGENTS = 64
 #: device memory for the dense simplex tableaux of one call of the device finish
 DEVICE_FINISH_TABLEAU_BYTES = 1 << 30
+
+
+def _agent_windows(u: np.ndarray, w: np.ndarray, A: MenuArrays, rel_eps: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate windows ``rel_eps * s`` (money, shape ``(..., A, 1)``) from each agent's
+    own scale ``s``: largest ``|value|`` plus largest ``|payment|`` over its options (the
+    scale of :func:`jaxwalras.menu_host.agent_scales`), read off the surpluses ``u``
+    (money, ``V - (1+alpha) p.X``) and profits ``w`` (``p.Y - C``) without a second
+    product with the prices."""
+    _, V, bm, _, C, sm = A
+    sb = (np.where(bm, np.abs(V), 0.0).max(-1, keepdims=True)
+          + np.where(bm, np.abs(V - u), 0.0).max(-1, keepdims=True))
+    ss = (np.where(sm, np.abs(C), 0.0).max(-1, keepdims=True)
+          + np.where(sm, np.abs(w + C), 0.0).max(-1, keepdims=True))
+    return rel_eps * sb, rel_eps * ss
 
 
 def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,
@@ -52,10 +69,16 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
     rounds : int
         Column-generation rounds before the full LP is solved.
     rel_eps : float
-        First candidate threshold, relative to each economy's value scale (doubled every
-        round).
+        First candidate threshold, relative to each agent's own money scale (its largest
+        ``|value|`` plus its largest payment at the current prices; doubled every round).
+        A window relative to the agent, not to the economy, keeps the restricted LPs small
+        in large economies, where the largest value of any agent (a large seller's cost)
+        can be far above the buyers' values.
     cert_tol : float
-        Certificate tolerance: ``gap <= cert_tol * value scale * N``.
+        Certificate tolerance: ``gap <= cert_tol * S`` with ``S`` the sum over agents of
+        their largest ``|value|`` (buyers over ``1 + markup``) or ``|cost|``: the
+        welfare's own scale, so the accuracy asked for does not loosen with the market's
+        size or with its largest agent.
     block : int
         Economies per block-diagonal HiGHS call.
 
@@ -82,24 +105,27 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
     it = np.zeros(B, np.int64)
     vscale = np.maximum(np.abs(V).max((-1, -2)), np.abs(C).max((-1, -2)))
     vscale = np.where(vscale > 0, vscale, 1.0)
+    wscale = welfare_scale(A, a)
     # elastic supply cost: far above any price the economy can have
     qscale = np.maximum(max_over_options(X).max(1), max_over_options(Y).max(1))
     qmin = np.where(qscale > 0, qscale, 1.0)
     elastic = 10.0 * np.maximum(P0.max(-1, keepdims=True),
                                 vscale[:, None] / (1.0 + a[:, None]) / qmin) + 1.0
-    eps = rel_eps * vscale
     cand_b = np.zeros(bm.shape, bool)
     cand_s = np.zeros(sm.shape, bool)
     todo = np.arange(B)
+    # stability centre of the column generation: the prices with the lowest dual value
+    # g(p) (an upper bound on the optimum) seen so far, at first the device prices
+    P_c, g_c = P0.copy(), np.full(B, np.inf)
     for rnd in range(rounds + 1):
         if todo.size == 0:
             break
         rows = as_slice(todo)    # a view where the rows are contiguous: no copies
         Ar = A.take(rows)
         u, w = surpluses(P[rows], Ar, a[rows])
-        e = eps[rows][:, None, None]
-        cand_b[rows] |= Ar.bm & (u.max(-1, keepdims=True) - u <= e * (1 + a[rows])[:, None, None])
-        cand_s[rows] |= Ar.sm & (w.max(-1, keepdims=True) - w <= e)
+        eb, es = _agent_windows(u, w, Ar, rel_eps * 2.0 ** rnd)
+        cand_b[rows] |= Ar.bm & (u.max(-1, keepdims=True) - u <= eb)
+        cand_s[rows] |= Ar.sm & (w.max(-1, keepdims=True) - w <= es)
         if rnd > 0:   # restricted options could not clear the market: buyers may drop out
             short = todo[~ok[todo]]
             cand_b[short, :, 0] = True
@@ -128,12 +154,17 @@ def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarra
         for t in np.array_split(todo, nblk):
             solve(t)
         cert = certificate(P[rows], LAM[rows], MU[rows], Ar, a[rows], r[rows])
-        good = ok[todo] & (cert.gap <= cert_tol * vscale[todo] * max(1, V.shape[-2]))
-        # no usable duals from a failed LP: next candidates from the device prices
-        bad = todo[~ok[todo]]
-        P[bad] = P0[bad]
+        good = ok[todo] & (cert.gap <= cert_tol * wscale[todo])
+        # the next candidates come from the better dual point (the lower g) of the centre
+        # and the restricted LP's prices; a failed LP has no usable duals
+        g_new = np.where(ok[todo], cert.dual, np.inf)
+        if rnd == 0:
+            left = todo[~good]
+            g_c[left] = dual_value(P0[left], A.take(left), a[left], r[left])
+        better = g_new < g_c[todo]
+        P_c[todo[better]], g_c[todo[better]] = P[todo[better]], g_new[better]
+        P[todo[~good]] = P_c[todo[~good]]
         todo = todo[~good]
-        eps = eps * 2.0
     return ok, P, LAM, MU, it
 
 
@@ -424,7 +455,7 @@ def canonical_prices(P: np.ndarray, LAM: np.ndarray, MU: np.ndarray, A: MenuArra
         ``g(prices)`` (:func:`jaxwalras.menu_host.dual_value`) where ``ok``, NaN elsewhere.
     """
     from .highs import lp_and_quantity_scales
-    from .menu_host import dual_value, weighted_bundles
+    from .menu_host import weighted_bundles
     out = np.array(P, np.float64, copy=True)
     g_out = np.full(len(out), np.nan)
     idx = np.nonzero(ok)[0]

@@ -24,7 +24,7 @@ from .economy import MenuArrays, MenuEconomy
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
            "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
            "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
-           "rel_infeasibility", "weighted_bundles", "max_over_options"]
+           "rel_infeasibility", "weighted_bundles", "max_over_options", "welfare_scale"]
 
 #: relative tolerance of every final certificate of a mechanism outcome: an agent's
 #: shortfall from its best option is compared to its own scale (largest |value| or |cost|
@@ -95,6 +95,16 @@ def value_scale(A: MenuArrays, alpha: Any = None) -> np.ndarray:
     if alpha is not None:
         vb = vb / (1.0 + np.asarray(alpha))
     return np.maximum(np.maximum(vb, np.abs(A.C).max((-1, -2))), 1e-300)
+
+
+def welfare_scale(A: MenuArrays, alpha: Any = 0.0) -> np.ndarray:
+    """Per economy, ``sum_n max_k |V[n,k]| / (1+alpha) + sum_f max_k |C[f,k]|`` over real
+    options (batch-shaped; ``1e-300`` where nothing has a value): the scale of the
+    convexified welfare and of its dual, for absolute tolerances that neither loosen with
+    the number of agents nor depend on the largest one."""
+    vb = np.where(A.bm, np.abs(A.V), 0.0).max(-1).sum(-1) / (1.0 + np.asarray(alpha))
+    vs = np.where(A.sm, np.abs(A.C), 0.0).max(-1).sum(-1)
+    return np.maximum(vb + vs, 1e-300)
 
 
 def rel_infeasibility(lam: np.ndarray, mu: np.ndarray, A: MenuArrays, reserve: np.ndarray

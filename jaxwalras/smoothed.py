@@ -54,7 +54,7 @@ def _smoothed_single(X, V, bm, Y, C, sm, alpha, R, *, tau: float, stages: int, s
     sg = jax.lax.stop_gradient
     sol = solve_smoothed_dual(sg(X), sg(V), bm, sg(Y), sg(C), sm, sg(alpha), sg(R),
                               stages=stages, steps=steps, tau0=max(0.05, tau), tau_min=tau,
-                              device_tol=0.0)
+                              device_tol=0.0, tau_unit="economy")
     vs, _ = normalisation(X, V, Y, C)   # tau is relative to the value scale (differentiable)
     t = vs * tau
     ps = sg(sol.prices)

@@ -16,7 +16,8 @@ The buckets, per family (markets per device call; market dimensions):
   padded as above (buyers the DP skips, buyers who value nothing); items exact (a table
   has ``2**m`` sets);
 * CWE (bundling): 8, 16, 32, 64, ... (powers of two); dimensions exact;
-* convexified equilibria: 16, 64, 256, ... up to a memory cap; dimensions exact (the
+* convexified equilibria: 16, 64, 256, ... up to a memory cap (on CPUs 1 or 4 for
+  economies whose inputs exceed 128 KiB); dimensions exact (the
   canonical-prices LP pads its rows to 16, 64, 256, ...).
 """
 from __future__ import annotations

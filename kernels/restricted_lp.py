@@ -1,8 +1,9 @@
 """Device exact finish of the convexified LP: a batched restricted vertex solve.
 
 Given approximate prices ``p0`` (e.g. the float32 smoothed-dual solution), every agent's
-*candidate* options are those within ``eps`` (money) of its best surplus at ``p0`` (or at a
-second price vector ``p1``: column generation).  Agents with
+*candidate* options are those within ``rel_eps`` times the agent's own money scale (largest
+value plus largest payment) of its best surplus at ``p0`` (or at a second price vector
+``p1``: column generation).  Agents with
 one candidate are held fixed at it (their bundles move into the reserve); the others -- few,
 because at the LP optimum at most ``L`` agents mix and near-ties are rare -- form a small
 sub-economy ("the restricted LP")::
@@ -58,23 +59,39 @@ def _scales(X, V, Y, C):
     return vscale, qscale
 
 
-def _candidates(p, X, V, bm, Y, C, sm, alpha, eps):
-    """Candidate masks: options within ``eps`` of the best (buyers: in surplus units
-    ``V/(1+alpha) - p.X``, i.e. ``eps (1+alpha)`` in money)."""
-    _, cb = menu_argmax(buyer_surplus(p, X, V, bm, alpha), eps)
-    _, cs = menu_argmax(seller_profit(p, Y, C, sm), eps)
+def _welfare_scale(V, bm, C, sm, alpha):
+    """``sum_n max_k |V| / (1+alpha) + sum_f max_k |C|``: the certificate's scale (as
+    :func:`jaxwalras.menu_host.welfare_scale`)."""
+    return (jnp.where(bm, jnp.abs(V), 0.0).max(-1).sum() / (1.0 + alpha)
+            + jnp.where(sm, jnp.abs(C), 0.0).max(-1).sum())
+
+
+def _own_scale(s, W, m, sign):
+    """An agent's own scale from its payoffs ``s`` and values ``W`` (masked options ``m``):
+    largest ``|W|`` plus largest ``|W - s|`` (buyers, ``sign=1``: the payment ``p.X``) or
+    ``|W + s|`` (sellers, ``sign=-1``: the revenue ``p.Y``), shape (A, 1)."""
+    pay = jnp.where(m, jnp.abs(W - sign * s), 0.0).max(-1, keepdims=True)
+    return jnp.where(m, jnp.abs(W), 0.0).max(-1, keepdims=True) + pay
+
+
+def _candidates(p, X, V, bm, Y, C, sm, alpha, rel_eps):
+    """Candidate masks: options within ``rel_eps`` times the agent's own scale of its best
+    (buyers in surplus units ``V/(1+alpha) - p.X``)."""
+    u = buyer_surplus(p, X, V, bm, alpha)
+    w = seller_profit(p, Y, C, sm)
+    _, cb = menu_argmax(u, rel_eps * _own_scale(u, V / (1.0 + alpha), bm, 1.0))
+    _, cs = menu_argmax(w, rel_eps * _own_scale(w, C, sm, -1.0))
     return cb, cs
 
 
-def _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, eps):
-    cb, cs = _candidates(p0, X, V, bm, Y, C, sm, alpha, eps)
-    cb1, cs1 = _candidates(p1, X, V, bm, Y, C, sm, alpha, eps)
+def _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps):
+    cb, cs = _candidates(p0, X, V, bm, Y, C, sm, alpha, rel_eps)
+    cb1, cs1 = _candidates(p1, X, V, bm, Y, C, sm, alpha, rel_eps)
     return cb | cb1, cs | cs1
 
 
 def _one_counts(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps):
-    vscale, _ = _scales(X, V, Y, C)
-    cb, cs = _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps * vscale)
+    cb, cs = _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps)
     nb, ns = cb.sum(-1), cs.sum(-1)
     return ((nb > 1).sum(), (ns > 1).sum(),
             jnp.maximum(jnp.where(nb > 1, nb, 0).max(initial=0),
@@ -95,7 +112,7 @@ def _one_vertex(p0, p1, X, V, bm, Y, C, sm, alpha, R, rel_eps, cert_tol, NA, FA,
     F, Ks, _ = Y.shape
     dt = V.dtype
     vscale, qscale = _scales(X, V, Y, C)
-    cb, cs = _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps * vscale)
+    cb, cs = _union_candidates(p0, p1, X, V, bm, Y, C, sm, alpha, rel_eps)
     nb, ns = cb.sum(-1), cs.sum(-1)
     ambb, ambs = nb > 1, ns > 1
     lam_fix = (cb & (nb == 1)[:, None]).astype(dt)
@@ -128,7 +145,7 @@ def _one_vertex(p0, p1, X, V, bm, Y, C, sm, alpha, R, rel_eps, cert_tol, NA, FA,
     primal = primal_value(lam, V, mu, C, alpha)
     infeas = jnp.maximum(-excess_supply(lam, X, mu, Y, R), 0.0).max(initial=0.0)
     ok = ((status == 0) & ~overflow & jnp.all(jnp.isfinite(p))
-          & (dual - primal <= cert_tol * vscale * max(1, N))
+          & (dual - primal <= cert_tol * _welfare_scale(V, bm, C, sm, alpha))
           & (infeas <= 1e-9 * (vscale + 1.0) * max(1, N)))
     return RestrictedVertex(p, lam, mu, dual, primal, infeas, ok, it)
 

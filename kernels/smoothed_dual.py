@@ -23,7 +23,7 @@ import optax
 from . import menu
 
 __all__ = ["DeviceSolution", "solve_smoothed_dual", "solve_batch", "feasible_logit_weights",
-           "normalisation"]
+           "normalisation", "typical_agent_scale"]
 
 Array = jax.Array
 
@@ -47,6 +47,28 @@ def normalisation(X: Array, V: Array, Y: Array, C: Array) -> tuple[Array, Array]
     qs = jnp.maximum(jnp.max(X, axis=(0, 1)), jnp.max(Y, axis=(0, 1)))
     qs = jnp.where(qs > 0, qs, 1.0)
     return vs, qs
+
+
+def typical_agent_scale(V: Array, bm: Array, C: Array, sm: Array, alpha: Array,
+                        vs: Array) -> Array:
+    """The median agent's money scale relative to ``vs``, in ``(0, 1]``.
+
+    An agent's scale is its largest ``|value|`` (buyers, divided by ``1 + alpha``) or
+    ``|cost|`` (sellers) over its options; agents whose options are all worth 0 (padding)
+    are left out, so padding does not move it.  The smoothing of
+    :func:`solve_smoothed_dual` is measured in this unit: with the economy's largest
+    ``|value|`` as the unit, a few large sellers (whose costs grow with the market they
+    supply) would make the smoothing coarse for every buyer, and the prices the less
+    accurate the larger the market."""
+    sb = jnp.where(bm, jnp.abs(V), 0.0).max(-1) / (1.0 + alpha)
+    ss = jnp.where(sm, jnp.abs(C), 0.0).max(-1)
+    s = jnp.concatenate([sb, ss]) / vs
+    pos = s > 0
+    k = pos.sum()
+    srt = jnp.sort(jnp.where(pos, s, jnp.inf))
+    med = srt[jnp.maximum((k - 1) // 2, 0)]
+    # floor: the smoothing must stay above float32 round-off of the normalised surpluses
+    return jnp.where(k > 0, jnp.clip(med, _MIN_TAU_UNIT, 1.0), 1.0).astype(V.dtype)
 
 
 def feasible_logit_weights(p, X, V, bm, Y, C, sm, alpha, R, tau):
@@ -80,7 +102,16 @@ def _certify(p, X, V, bm, Y, C, sm, alpha, R, tau):
 # the exact dual for the certificate) + a parallel line search on the segment to the
 # projected Newton point, whose trials reuse the pass's surpluses.
 _TRIALS = (1.0, 0.5, 0.2, 0.05)
+_MIN_TAU_UNIT = 1e-3  # smallest typical-agent scale (relative to the largest |value|)
 _MAX_STEP = 0.5      # cap on a Newton step (normalised price units, max-norm)
+
+
+def _tau_unit(V, bm, C, sm, alpha, vs, tau_unit: str) -> Array:
+    if tau_unit == "economy":
+        return jnp.asarray(1.0, V.dtype)
+    if tau_unit != "agent":
+        raise ValueError(f'tau_unit: expected "agent" or "economy", got {tau_unit!r}')
+    return typical_agent_scale(V, bm, C, sm, alpha, vs)
 
 
 def _dot_goods(Zt: Array, q: Array) -> Array:
@@ -111,8 +142,9 @@ def _lse_full(s: Array, Zt: Array, tau: Array):
 
 
 def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min, device_tol,
-                  p0) -> DeviceSolution:
+                  p0, tau_unit) -> DeviceSolution:
     vs, qs = normalisation(X, V, Y, C)
+    unit = _tau_unit(V, bm, C, sm, alpha, vs, tau_unit)
     dt = V.dtype
     L = X.shape[-1]
     Xt = jnp.transpose(X / qs, (2, 1, 0))                # (L, Kb, N)
@@ -169,7 +201,7 @@ def _solve_newton(X, V, bm, Y, C, sm, alpha, R, *, stages, steps, tau0, tau_min,
 
     def tau_at(s):
         frac = s / max(stages - 1, 1)
-        return (tau0 * (tau_min / tau0) ** frac).astype(dt)
+        return (unit * tau0 * (tau_min / tau0) ** frac).astype(dt)
 
     def body(c):
         q, done, iters, s, rel = c
@@ -209,12 +241,12 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
                         stages: int | None = None, steps: int | None = None,
                         tau0: float = 0.05, tau_min: float = 1e-4,
                         learning_rate: float = 0.05, device_tol: float = 1e-5,
-                        p0: Array | None = None) -> DeviceSolution:
+                        p0: Array | None = None, tau_unit: str | None = None) -> DeviceSolution:
     """Solve ONE economy (vmap for batches); at most ``stages * steps`` iterations.
 
-    Defaults: ``stages=10, steps=1`` for Newton (the smoothing halves from stage to stage
-    and one Newton step follows it: enough for the exact finish to recognise the optimal
-    tie structure), ``stages=5, steps=40`` for Adam.
+    Defaults: ``stages=11, steps=1`` for Newton (the smoothing shrinks by a factor of
+    about 0.54 from stage to stage and one Newton step follows it: enough for the exact
+    finish to recognise the optimal tie structure), ``stages=5, steps=40`` for Adam.
 
     ``solver="newton"``: projected Newton steps on ``g_tau`` (free coordinates only; the
     L x L Hessian is the logit covariance of the bundles / tau, the step capped at
@@ -225,15 +257,24 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
     weights); after each stage an economy whose certificate is within ``device_tol`` is
     frozen.  ``solver="adam"``: projected optax Adam with step ``learning_rate *
     sqrt(tau/tau0)`` (pure first order; many more iterations for the same accuracy).
+
+    ``tau0`` and ``tau_min`` are in units of the median agent's money scale
+    (:func:`typical_agent_scale`, ``tau_unit="agent"``, the default for Newton) or of the
+    economy's largest ``|value|`` (``tau_unit="economy"``, the default for Adam, whose
+    step sizes are tuned to it).
     """
+    if tau_unit is None:
+        tau_unit = "agent" if solver == "newton" else "economy"
     if stages is None:
-        stages = 10 if solver == "newton" else 5
+        stages = 11 if solver == "newton" else 5
     if steps is None:
         steps = 1 if solver == "newton" else 40
     if solver == "newton":
         return _solve_newton(X, V, bm, Y, C, sm, alpha, R, stages=stages, steps=steps,
-                             tau0=tau0, tau_min=tau_min, device_tol=device_tol, p0=p0)
+                             tau0=tau0, tau_min=tau_min, device_tol=device_tol, p0=p0,
+                             tau_unit=tau_unit)
     vs, qs = normalisation(X, V, Y, C)
+    unit = _tau_unit(V, bm, C, sm, alpha, vs, tau_unit)
     Xn, Yn, Rn = X / qs, Y / qs, R / qs
     Vn, Cn = V / vs, C / vs
     L = X.shape[-1]
@@ -247,6 +288,7 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
         frac = s / jnp.maximum(stages - 1, 1)
         tau = (tau0 * (tau_min / tau0) ** frac).astype(dt)
         lr = (learning_rate * (tau / tau0) ** 0.5).astype(dt)
+        tau = (unit * tau).astype(dt)
 
         def step(c, _):
             q, o = c
@@ -272,7 +314,8 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
         carry, _ = stage(carry, s)
         return carry, s + 1
 
-    init = (pn0, opt.init(pn0), jnp.array(False), jnp.array(0, jnp.int32), jnp.array(tau0, dt))
+    init = (pn0, opt.init(pn0), jnp.array(False), jnp.array(0, jnp.int32),
+            jnp.asarray(unit * tau0, dt))
     (pn, _, done, iters, tau), _ = jax.lax.while_loop(cond, body, (init, jnp.array(0)))
     lam, mu, dual, primal, rel = _certify(pn, Xn, Vn, bm, Yn, Cn, sm, alpha, Rn, tau)
     return DeviceSolution(prices=pn * vs / qs, buyer_weights=lam, seller_weights=mu,
