@@ -8,9 +8,9 @@ of time against the size of the input:
 * auction (``buyer_optimal_equilibrium``), ``n`` buyers x ``m`` objects up to 2,000 x 100:
   input ``n m``; also the time per round of the batched auction (rounds = the slowest
   market's); baseline: the HiGHS LP loop (``jw.lp_min_walrasian_prices``);
-* convexified equilibria (``convexified_equilibrium``), ``N`` buyers up to 1e4 (10
-  sellers, 8 options, 5 goods; beyond that the exact finish is too slow for a benchmark,
-  see the README), and ``L`` goods up to 50 (1,000 buyers): input
+* convexified equilibria (``convexified_equilibrium``), ``N`` buyers up to 1e5 (10
+  sellers, 8 options, 5 goods; HiGHS up to 1e4), and ``L`` goods up to 50 (1,000
+  buyers): input
   ``N K L``; baseline: the whole LP in HiGHS (``method="lp"``);
 * the multi-good markup mechanism (``markup_mechanism``, 2 goods), ``N`` buyers: no
   baseline (no off-the-shelf solver does this search);
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--auction-batch", type=int, default=2)
     ap.add_argument("--lp-max-nm", type=int, default=50_000,
                     help="largest n*m also solved by the HiGHS LP loop")
-    ap.add_argument("--cvx-buyers", default="1000,3000,10000")
+    ap.add_argument("--cvx-buyers", default="1000,3000,10000,30000,100000")
     ap.add_argument("--cvx-goods", default="5,10,20,50")
     ap.add_argument("--cvx-batch", type=int, default=2)
     ap.add_argument("--lp-max-nl", type=int, default=50_000,
