@@ -8,7 +8,9 @@ are constants, so the restricted LP only holds the few near-indifferent agents. 
 vertex solution is certified against the FULL menus: the duality gap ``g(p) - primal``
 (:func:`jaxwalras.menu_host.certificate`) must vanish up to round-off, so a certified
 answer is an optimal vertex of the full LP whatever the candidates were.  Economies that
-fail get the options near-best at the new prices added (column generation).
+fail get the options near-best at a stability centre added (column generation): the
+prices with the lowest dual value seen so far, the restricted LP's or the centre before
+(dual stabilisation; Lübbecke and Desrosiers, 2005).
 
 * :func:`host_exact_finish` -- the restricted LPs by HiGHS, many economies per
   block-diagonal call (:func:`jaxwalras.highs.solve_menu_lp_blocks`);
