@@ -51,7 +51,7 @@ def normalisation(X: Array, V: Array, Y: Array, C: Array) -> tuple[Array, Array]
 
 def typical_agent_scale(V: Array, bm: Array, C: Array, sm: Array, alpha: Array,
                         vs: Array) -> Array:
-    """The median agent's money scale relative to ``vs``, in ``(0, 1]``.
+    """The (lower) median agent's money scale relative to ``vs``, in ``[1e-3, 1]``.
 
     An agent's scale is its largest ``|value|`` (buyers, divided by ``1 + alpha``) or
     ``|cost|`` (sellers) over its options; agents whose options are all worth 0 (padding)
