@@ -21,7 +21,7 @@ of time against the size of the input:
 A slope near 1 means time grows like the input; above 1, faster. Writes
 ``benchmarks/results/large_<backend>.json`` and prints a markdown table.
 
-    python benchmarks/bench_large.py            # default (~5 min on 2 CPU cores)
+    python benchmarks/bench_large.py            # default (~2 min on 2 CPU cores)
     python benchmarks/bench_large.py --quick    # smoke run (seconds)
 """
 from __future__ import annotations
@@ -30,29 +30,15 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Callable
 
 import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import machine_info, markdown_table, write_json  # noqa: E402
-from bench_scaling import _milp_opt, _markets, _slope  # noqa: E402
+from bench_scaling import _first_and_repeat, _milp_opt, _markets, _slope  # noqa: E402
 
 import jaxwalras as jw  # noqa: E402
-
-
-def _warm(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
-    """(first call incl. compilation, best of ``repeat`` further calls, last result)."""
-    t0 = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - t0
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return first, best, out
 
 
 def _ints(text: str) -> list[int]:
@@ -64,7 +50,7 @@ def auction(a, rows, series):
     for size in a.auction_sizes.split(","):
         n, m = (int(t) for t in size.split("x"))
         mkt = _markets(5, a.auction_batch, n, m)
-        first, rep, res = _warm(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
+        first, rep, res = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
         raises = int(np.max(res.iterations))
         lp = float("nan")
         if n * m <= a.lp_max_nm:
@@ -95,7 +81,7 @@ def convexified(a, rows, series):
         xs, ys, hs = [], [], []
         for v in sizes:
             eco = make(v)
-            first, rep, res = _warm(lambda: jw.convexified_equilibrium(eco), a.repeat)
+            first, rep, res = _first_and_repeat(lambda: jw.convexified_equilibrium(eco), a.repeat)
             N, L = (v, 5) if name == "buyers" else (1000, v)
             lp = float("nan")
             if N * L <= a.lp_max_nl:
@@ -116,7 +102,7 @@ def markup(a, rows, series):
     xs, ys = [], []
     for N in _ints(a.markup_buyers):
         eco = jw.examples.random_menu_economy(N, 4, 4, 4, 2, seed=6, batch_shape=(a.cvx_batch,))
-        first, rep, res = _warm(lambda: jw.markup_mechanism(eco), a.repeat)
+        first, rep, res = _first_and_repeat(lambda: jw.markup_mechanism(eco), a.repeat)
         rows.append({"family": "markup mechanism (2 goods)",
                      "size": f"{a.cvx_batch} x ({N} buyers, 4 sellers, 4 options)",
                      "input": N * 4 * 2, "first call (s)": first, "repeat (s)": rep,
@@ -131,7 +117,8 @@ def cwe(a, rows, series):
     xs, ys, hs = [], [], []
     for m in _ints(a.items):
         cm = jw.cats.arbitrary(n, m, 11, n_markets=a.cwe_batch)
-        first, rep, res = _warm(lambda: jw.combinatorial_walrasian_equilibrium(cm), a.repeat)
+        first, rep, res = _first_and_repeat(lambda: jw.combinatorial_walrasian_equilibrium(cm),
+                                            a.repeat)
         milp = float("nan")
         if m <= a.milp_max_items:
             vals = np.asarray(cm.values)

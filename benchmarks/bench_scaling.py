@@ -44,10 +44,14 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def _first_and_repeat(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    first, _ = _timed(fn)
-    rep = min(_timed(fn)[0] for _ in range(max(1, repeat)))
-    return first, rep
+def _first_and_repeat(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """(first call incl. compilation, best of ``repeat`` further calls, last result)."""
+    first, out = _timed(fn)
+    rep = float("inf")
+    for _ in range(max(1, repeat)):
+        t, out = _timed(fn)
+        rep = min(rep, t)
+    return first, rep, out
 
 
 def _slope(x: list[float], y: list[float]) -> float:
@@ -89,7 +93,7 @@ def auction_batch(a, rows, series):
     xs, ys, hs = [], [], []
     for B in a.batches:
         mkt = _markets(B, B, n, m)
-        first, rep = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
+        first, rep, _ = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
         rows.append({"family": "auction", "shape": f"{B} x {n} x {m}", "B": B,
                      "first call (s)": first, "repeat (s)": rep, "first / repeat": first / rep,
                      "HiGHS (s)": per_lp * B, "speed-up vs HiGHS": per_lp * B / rep})
@@ -106,7 +110,7 @@ def auction_size(a, rows, series):
         # a new size inside the same buyer bucket (jaxwalras._batching.dim_bucket)
         n2 = n - 1 if dim_bucket(n - 1) == dim_bucket(n) else n + 1
         mkt = _markets(2, B, n2, m)
-        first, rep = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
+        first, rep, _ = _first_and_repeat(lambda: jw.buyer_optimal_equilibrium(mkt), a.repeat)
         per_lp = _highs_auction(mkt, min(B, a.lp_size_markets))
         rows.append({"family": "auction", "shape": f"{B} x {n2} x {m}", "B": B,
                      "cold first call (s)": cold, "first call (s)": first, "repeat (s)": rep,
@@ -131,7 +135,7 @@ def convexified(a, rows, series):
     xs, ys, hs = [], [], []
     for B in a.cvx_batches:
         eco = _economies(B, N, B)
-        first, rep = _first_and_repeat(lambda: jw.convexified_equilibrium(eco), a.repeat)
+        first, rep, _ = _first_and_repeat(lambda: jw.convexified_equilibrium(eco), a.repeat)
         rows.append({"family": "convexified", "shape": f"{B} x ({N} buyers, 10 sellers, 8 "
                      f"options, 5 goods)", "B": B, "first call (s)": first, "repeat (s)": rep,
                      "first / repeat": first / rep, "HiGHS (s)": per_lp * B,
@@ -162,8 +166,8 @@ def combinatorial(a, rows, series):
         xs, ys, hs = [], [], []
         for B in a.cwe_batches:
             cmb = jw.cats.arbitrary(n, m, B, n_markets=B)
-            first, rep = _first_and_repeat(lambda: jw.optimal_allocation(cmb), a.repeat)
-            f2, r2 = _first_and_repeat(lambda: jw.combinatorial_walrasian_equilibrium(cmb),
+            first, rep, _ = _first_and_repeat(lambda: jw.optimal_allocation(cmb), a.repeat)
+            f2, r2, _ = _first_and_repeat(lambda: jw.combinatorial_walrasian_equilibrium(cmb),
                                        a.repeat)
             rows.append({"family": f"optimal allocation (m={m})", "shape": f"{B} x {n} x 2^{m}",
                          "B": B, "first call (s)": first, "repeat (s)": rep,

@@ -28,7 +28,7 @@ import numpy as np
 from ._batching import as_slice, padded_size
 from .economy import MenuArrays
 from .highs import solve_menu_lp, solve_menu_lp_blocks
-from .menu_host import (certificate, dual_value, max_over_options, surpluses,
+from .menu_host import (certificate, dual_value, max_over_options, own_scale, surpluses,
                         welfare_scale)
 
 __all__ = ["host_exact_finish", "device_exact_finish", "DEVICE_FINISH_MAX_AGENTS",
@@ -48,11 +48,8 @@ def _agent_windows(u: np.ndarray, w: np.ndarray, A: MenuArrays, rel_eps: float
     (money, ``V - (1+alpha) p.X``) and profits ``w`` (``p.Y - C``) without a second
     product with the prices."""
     _, V, bm, _, C, sm = A
-    sb = (np.where(bm, np.abs(V), 0.0).max(-1, keepdims=True)
-          + np.where(bm, np.abs(V - u), 0.0).max(-1, keepdims=True))
-    ss = (np.where(sm, np.abs(C), 0.0).max(-1, keepdims=True)
-          + np.where(sm, np.abs(w + C), 0.0).max(-1, keepdims=True))
-    return rel_eps * sb, rel_eps * ss
+    sb, ss = own_scale(V, bm, V - u), own_scale(C, sm, w + C)
+    return rel_eps * sb[..., None], rel_eps * ss[..., None]
 
 
 def host_exact_finish(P0: np.ndarray, A: MenuArrays, a: np.ndarray, r: np.ndarray, *,

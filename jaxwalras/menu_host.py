@@ -24,7 +24,8 @@ from .economy import MenuArrays, MenuEconomy
 __all__ = ["broadcast_inputs", "surpluses", "demand_gaps", "dual_objective", "dual_value",
            "Certificate", "certificate", "rel_gap", "value_scale", "quantity_scale",
            "agent_scales", "OutcomeCheck", "outcome_check", "CERT_RTOL", "SEARCH_RTOL",
-           "rel_infeasibility", "weighted_bundles", "max_over_options", "welfare_scale"]
+           "rel_infeasibility", "weighted_bundles", "max_over_options", "welfare_scale",
+           "own_scale"]
 
 #: relative tolerance of every final certificate of a mechanism outcome: an agent's
 #: shortfall from its best option is compared to its own scale (largest |value| or |cost|
@@ -153,9 +154,15 @@ def agent_scales(A: MenuArrays, p: np.ndarray, alpha: Any = 0.0
     a = np.asarray(alpha)[..., None, None]
     pay = np.abs((1.0 + a) * np.einsum("...nkl,...l->...nk", X, p))
     rec = np.abs(np.einsum("...fkl,...l->...fk", Y, p))
-    sb = np.where(bm, np.abs(V), 0.0).max(-1) + np.where(bm, pay, 0.0).max(-1)
-    ss = np.where(sm, np.abs(C), 0.0).max(-1) + np.where(sm, rec, 0.0).max(-1)
-    return sb, ss
+    return own_scale(V, bm, pay), own_scale(C, sm, rec)
+
+
+def own_scale(values: np.ndarray, mask: np.ndarray, payments: np.ndarray) -> np.ndarray:
+    """``max_k |values| + max_k |payments|`` over the real options (``mask``) of each
+    agent, shape ``(..., A)``: the agent scale of :func:`agent_scales`, for callers that
+    already hold the payments (e.g. read off surpluses)."""
+    return (np.where(mask, np.abs(values), 0.0).max(-1)
+            + np.where(mask, np.abs(payments), 0.0).max(-1))
 
 
 class OutcomeCheck(NamedTuple):

@@ -37,6 +37,12 @@ def seller_profit(p: Array, Y: Array, C: Array, mask: Array) -> Array:
     return jnp.where(mask, w, -jnp.inf)
 
 
+def agent_values(V: Array, bm: Array, C: Array, sm: Array) -> tuple[Array, Array]:
+    """Each agent's largest ``|value|`` (buyers, (N,)) and ``|cost|`` (sellers, (F,)) over
+    its real options."""
+    return (jnp.where(bm, jnp.abs(V), 0.0).max(-1), jnp.where(sm, jnp.abs(C), 0.0).max(-1))
+
+
 def menu_gaps(s: Array) -> Array:
     """Shortfall of each option from the agent's best (0 = in the demand/supply set)."""
     return jnp.max(s, axis=-1, keepdims=True) - s

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from .simplex import convexified_lp_simplex
-from .menu import (buyer_surplus, dual_value, excess_supply, menu_argmax, primal_value,
-                   seller_profit)
+from .menu import (agent_values, buyer_surplus, dual_value, excess_supply, menu_argmax,
+                   primal_value, seller_profit)
 
 __all__ = ["candidate_counts", "restricted_vertex", "RestrictedVertex"]
 
@@ -62,8 +62,8 @@ def _scales(X, V, Y, C):
 def _welfare_scale(V, bm, C, sm, alpha):
     """``sum_n max_k |V| / (1+alpha) + sum_f max_k |C|``: the certificate's scale (as
     :func:`jaxwalras.menu_host.welfare_scale`)."""
-    return (jnp.where(bm, jnp.abs(V), 0.0).max(-1).sum() / (1.0 + alpha)
-            + jnp.where(sm, jnp.abs(C), 0.0).max(-1).sum())
+    sb, ss = agent_values(V, bm, C, sm)
+    return sb.sum() / (1.0 + alpha) + ss.sum()
 
 
 def _own_scale(s, W, m, sign):

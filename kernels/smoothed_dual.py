@@ -60,9 +60,8 @@ def typical_agent_scale(V: Array, bm: Array, C: Array, sm: Array, alpha: Array,
     ``|value|`` as the unit, a few large sellers (whose costs grow with the market they
     supply) would make the smoothing coarse for every buyer, and the prices the less
     accurate the larger the market."""
-    sb = jnp.where(bm, jnp.abs(V), 0.0).max(-1) / (1.0 + alpha)
-    ss = jnp.where(sm, jnp.abs(C), 0.0).max(-1)
-    s = jnp.concatenate([sb, ss]) / vs
+    sb, ss = menu.agent_values(V, bm, C, sm)
+    s = jnp.concatenate([sb / (1.0 + alpha), ss]) / vs
     pos = s > 0
     k = pos.sum()
     srt = jnp.sort(jnp.where(pos, s, jnp.inf))
