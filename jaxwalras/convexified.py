@@ -45,7 +45,7 @@ from ._validation import check_choice, warn_deprecated
 from .economy import MenuArrays, MenuEconomy
 from .exact_finish import canonical_prices, device_exact_finish, host_exact_finish
 from .highs import menu_lp_feasible, solve_menu_lps
-from .kernels.smoothed_dual import solve_batch
+from .kernels.smoothed_dual import newton_steps, solve_batch
 from .menu_host import (broadcast_inputs, dual_value, primal_and_infeasibility, rel_gap,
                         rel_infeasibility)
 from .single_good import convexified_one_good
@@ -224,7 +224,8 @@ def _smoothed_then_exact(A: MenuArrays, a: np.ndarray, r: np.ndarray, *, exact: 
     finished, so that host work overlaps the device solve of the next chunk."""
     if not exact:
         if options.get("solver", "newton") == "newton":
-            options.setdefault("steps", 2)  # nothing polishes the answer: two steps per tau
+            # nothing polishes the answer: twice the default steps per smoothing level
+            options.setdefault("steps", 2 * newton_steps(r.shape[-1]))
         P0, LAM0, MU0, _, _, iters = device_solve(A, a, r, chunk_size=chunk_size, **options)
         return (np.ones(len(P0), bool), P0.astype(np.float64), LAM0.astype(np.float64),
                 MU0.astype(np.float64), iters, None)
@@ -318,8 +319,8 @@ def convexified_equilibrium(economy: MenuEconomy, markup: ArrayLike = 0.0, reser
     exact : bool
         With ``"smoothed"``, run the exact finish (vertex weights, exact prices).  With
         ``exact=False`` the smoothed device solution is returned (weights are logit choice
-        probabilities made feasible by scaling buyers down; float32 by default; two Newton
-        steps per smoothing level unless ``steps`` is given).
+        probabilities made feasible by scaling buyers down; float32 by default; twice the
+        default Newton steps per smoothing level unless ``steps`` is given).
     rtol : float
         Relative duality-gap tolerance of ``converged``.
     backend : {"auto", "device", "host"}
