@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cwe-batch", type=int, default=2)
     ap.add_argument("--milp-max-items", type=int, default=10,
                     help="largest m also solved by the HiGHS MILP (5 * 2^m columns)")
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
