@@ -50,6 +50,20 @@ def _batched_jumps(v, d, s, p):
     return _greedy.batched_singleton_jumps(v, d, s, p)[0]
 
 
+def _count_down(bm):
+    """Inclusive running count of ``bm`` (bool) along axis 1, exact integers.
+
+    On CPUs XLA computes ``cumsum`` as a windowed sum (quadratic within blocks); a
+    parallel-prefix scan of log2(2n) passes is about 1.5x faster there (1.1 against
+    1.8 ms for 256 markets of 2 x 64 buyer nodes and 12 objects). Accelerators keep
+    ``cumsum`` (a native scan)."""
+    acc_t = jnp.int16 if bm.shape[1] < 2**15 else jnp.int32
+    x = bm.astype(acc_t)
+    return jax.lax.platform_dependent(
+        x, cpu=lambda z: jax.lax.associative_scan(jnp.add, z, axis=1),
+        default=lambda z: jnp.cumsum(z, axis=1, dtype=acc_t))
+
+
 def _network_arcs(b, s):
     """Arc structure of the networks N(p) for :func:`jaxwalras.flows.network_from_arcs`:
     buyer-node -> object arcs ``(B, 2n, m)``, their ranks among the arcs into the same
@@ -60,7 +74,7 @@ def _network_arcs(b, s):
                          axis=1)
     # ranks lie in [-1, 2n - 1]: the smallest integer type that holds them (less to copy)
     rank_t = jnp.int8 if 2 * n <= 128 else jnp.int16 if 2 * n <= 2**15 else jnp.int32
-    col_rank = (jnp.cumsum(bm, axis=1, dtype=jnp.int32) - 1).astype(rank_t)
+    col_rank = (_count_down(bm) - 1).astype(rank_t)
     sF = jnp.sum(jnp.where(b.strict, s[:, None, :], 0), axis=2)
     return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
 

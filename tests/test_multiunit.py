@@ -526,6 +526,20 @@ def test_no_recompilation_for_same_shapes():
     assert [f._cache_size() for f in fns] == sizes
 
 
+def test_arc_ranks_count_like_numpy():
+    """The round kernel's running count of arcs into each object (a parallel-prefix scan
+    on CPUs) equals numpy's cumsum, in the int16 accumulator and past its range (int32),
+    inside jit and vmap."""
+    rng = np.random.default_rng(7)
+    count = jax.jit(_rounds._count_down)
+    for shape in [(3, 7, 4), (5, 128, 12), (2, 2**15 + 3, 2)]:
+        bm = rng.random(shape) < 0.7
+        np.testing.assert_array_equal(np.asarray(count(jnp.asarray(bm))), np.cumsum(bm, axis=1))
+    bm = rng.random((4, 2, 9, 3)) < 0.5
+    got = jax.jit(jax.vmap(_rounds._count_down))(jnp.asarray(bm))
+    np.testing.assert_array_equal(np.asarray(got), np.cumsum(bm, axis=2))
+
+
 def test_round_limit_status():
     mkt = jw.MultiUnitMarket([[10], [4]], [2, 1], [2])        # p* = 4 after 4 unit raises
     # host flows: a round is one max flow (+ raise); the 5th flow certifies p* = 4
