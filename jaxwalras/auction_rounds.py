@@ -50,7 +50,7 @@ def _batched_jumps(v, d, s, p):
     return _greedy.batched_singleton_jumps(v, d, s, p)[0]
 
 
-def _count_down(bm):
+def _running_count(bm):
     """Inclusive running count of ``bm`` (bool) along axis 1, exact integers.
 
     On CPUs XLA computes ``cumsum`` as a windowed sum (quadratic within blocks); a
@@ -74,7 +74,7 @@ def _network_arcs(b, s):
                          axis=1)
     # ranks lie in [-1, 2n - 1]: the smallest integer type that holds them (less to copy)
     rank_t = jnp.int8 if 2 * n <= 128 else jnp.int16 if 2 * n <= 2**15 else jnp.int32
-    col_rank = (_count_down(bm) - 1).astype(rank_t)
+    col_rank = (_running_count(bm) - 1).astype(rank_t)
     sF = jnp.sum(jnp.where(b.strict, s[:, None, :], 0), axis=2)
     return bm, col_rank, jnp.concatenate([sF, b.r], axis=1)
 

@@ -292,7 +292,7 @@ def solve_smoothed_dual(X: Array, V: Array, bm: Array, Y: Array, C: Array, sm: A
     units) with a parallel line search over a few points of the segment to the projected
     Newton point (Bertsekas, "Nonlinear Programming", Section 2.3) -- an entropic
     interior-point-like path, few iterations per ``tau``.  The step is a Newton step on a
-    face of ``p >= 0``: prices at 0 whose gradient is positive stay, and prices that the
+    face of ``p >= 0``: prices at 0 whose gradient is not negative stay, and prices that the
     step would drive below 0 are set to 0 and the step solved again for the rest (until
     none crosses; at most ``L`` solves).  Clipping them after one solve instead can leave
     the other prices' step pointing uphill, and the solve then stalls (with 20 or more

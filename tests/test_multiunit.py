@@ -531,12 +531,12 @@ def test_arc_ranks_count_like_numpy():
     on CPUs) equals numpy's cumsum, in the int16 accumulator and past its range (int32),
     inside jit and vmap."""
     rng = np.random.default_rng(7)
-    count = jax.jit(_rounds._count_down)
+    count = jax.jit(_rounds._running_count)
     for shape in [(3, 7, 4), (5, 128, 12), (2, 2**15 + 3, 2)]:
         bm = rng.random(shape) < 0.7
         np.testing.assert_array_equal(np.asarray(count(jnp.asarray(bm))), np.cumsum(bm, axis=1))
     bm = rng.random((4, 2, 9, 3)) < 0.5
-    got = jax.jit(jax.vmap(_rounds._count_down))(jnp.asarray(bm))
+    got = jax.jit(jax.vmap(_rounds._running_count))(jnp.asarray(bm))
     np.testing.assert_array_equal(np.asarray(got), np.cumsum(bm, axis=2))
 
 
