@@ -208,7 +208,8 @@ def buyer_optimal_equilibrium(market: MultiUnitMarket, start: ArrayLike | None =
     Notes
     -----
     Compiled kernels depend on bucketed shapes only (:mod:`jaxwalras._batching`): chunks
-    of 16, 64 or 256 markets per device (4096 on accelerators), buyers and objects padded
+    of 16, 64 or 256 markets per device (4096 on accelerators; on CPUs down to 4 or 1 for
+    large markets: :func:`jaxwalras.multiunit_chunks.chunk_limits`), buyers and objects padded
     to ``0, 1, 2, 3, 4, 6, 8, 12, 16, 24, ...`` with zero-demand buyers and zero-supply
     objects, which change nothing; :func:`jaxwalras.warmup` compiles them ahead.
 

@@ -7,7 +7,8 @@ flow (:mod:`jaxwalras.flows`).  :func:`device_auction` runs the whole auction on
 with cuts by subset enumeration (:mod:`jaxwalras.kernels.cuts`).
 
 Shapes (:mod:`jaxwalras._batching`): the markets of a round are gathered on the host into
-chunks of 16, 64 or 256 markets per device (up to 4096 on accelerators), and buyers and
+chunks of 16, 64 or 256 markets per device (up to 4096 on accelerators; on CPUs down to 4
+or 1 for large markets: :func:`jaxwalras.multiunit_chunks.chunk_limits`), and buyers and
 objects are padded to their buckets (:func:`jaxwalras._batching.dim_bucket`) with
 zero-demand buyers and zero-supply objects of value 0. Padding changes nothing in the
 real rows and columns (such buyers and objects take and force no units, never get an
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, as_slice, map_chunks, spread
+from jaxwalras._batching import BATCH_BASE, as_slice, map_chunks, spread
 from jaxwalras.kernels import cuts as _cuts
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.multiunit import MAX_VALUE
@@ -264,7 +265,7 @@ def run_device_auction(M: Padded, p0: np.ndarray, step: str, max_rounds: int,
         return p, raises, running, rounds, (b.strict, b.marginal, b.r, b.case_a)
 
     parts = [out for _, _, out in map_chunks(launch, M.B, cap, base=BATCH_BASE,
-                                             floor=BATCH_FLOOR, split_rest=True,
+                                             floor=M.floor, split_rest=True,
                                              devices=M.devices)]
     cat = lambda f: np.concatenate([f(o) for o in parts])  # noqa: E731
     return (cat(lambda o: np.asarray(o[0][:, :m], np.int64)),

@@ -2,7 +2,8 @@
 
 The flat batch stays on the host (int32 numpy); every kernel call gathers its rows into a
 chunk of a bucketed size (:func:`jaxwalras._batching.chunk_plan`: 16, 64 or 256 markets
-per device on CPU, up to 4096 on accelerators, laid out over the devices by
+per device on CPU, down to 4 or 1 there for large markets (:func:`chunk_limits`), up to
+4096 on accelerators, laid out over the devices by
 :func:`jaxwalras._batching.spread`) and pads buyers and objects to their buckets
 (:func:`jaxwalras._batching.dim_bucket`) with zero-demand buyers and zero-supply objects
 of value 0. Such buyers and objects take and force no units and get no arc, and a
@@ -20,9 +21,10 @@ import numpy as np
 from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, chunk_plan, dim_bucket, spread
 from jaxwalras.devices import put_batch, resolve_devices
 from jaxwalras.kernels import greedy as _greedy
+from jaxwalras.setfunction_chunks import cap_for
 
 __all__ = ["Padded", "chunked", "gather_bundles", "bundles_flat", "chunk_size",
-           "CPU_CHUNK", "ACCEL_CHUNK"]
+           "chunk_limits", "CPU_CHUNK", "ACCEL_CHUNK", "CPU_CHUNK_BYTES", "CPU_PAD_BYTES"]
 
 #: Markets per device call, per device, on CPU (chunks bound memory and the number of
 #: compiled shapes: 16, 64 and 256) ...
@@ -43,6 +45,34 @@ def chunk_size(devices: tuple) -> int:
     return CPU_CHUNK if devices[0].platform == "cpu" else ACCEL_CHUNK
 
 
+#: On CPUs, the padding of a chunk (copies of a real market up to the chunk's bucket)
+#: stays within about this many bytes of values: the smallest chunk is 4 for markets of
+#: more than 32 KiB of padded values (500 buyers x 50 objects) and 1 above 128 KiB
+CPU_PAD_BYTES = 1 << 19
+#: ... and a chunk holds at most this many: the largest chunk is 4 above 128 KiB per market
+#: (1,000 x 50) and 1 above 512 KiB (2,000 x 100), 256 below
+CPU_CHUNK_BYTES = 2 << 20
+
+
+def chunk_limits(nb: int, mb: int, devices: tuple) -> tuple[int, int]:
+    """``(cap, floor)``: the largest and the smallest chunk (markets per device call, per
+    device) for markets padded to ``nb`` buyers and ``mb`` objects.
+
+    On CPUs both shrink for large markets (:func:`jaxwalras.setfunction_chunks.cap_for`
+    with ``CPU_PAD_BYTES`` and ``CPU_CHUNK_BYTES``): two markets of 1,000 x 50 padded to
+    a chunk of 16 would cost the device eight times their work.  Elsewhere
+    ``(chunk_size(devices), 16)``."""
+    cap = chunk_size(devices)
+    if devices[0].platform != "cpu":
+        return cap, BATCH_FLOOR
+    per = 4 * nb * mb
+    floor = cap_for(per, CPU_PAD_BYTES)[1]
+    small_cap, small = cap_for(per, CPU_CHUNK_BYTES)
+    if small < BATCH_FLOOR:
+        cap = small_cap
+    return max(cap, floor), floor
+
+
 #: :class:`Padded` keeps the whole batch padded (for :meth:`Padded.take`, which then
 #: gathers whole rows) when that copy takes at most this many bytes
 PADDED_COPY_BYTES = 1 << 26
@@ -59,7 +89,7 @@ class Padded:
         self.B, self.n, self.m = self.v.shape
         self.nb, self.mb = dim_bucket(self.n), dim_bucket(self.m)
         self.devices = resolve_devices(devices)
-        self.cap = chunk_size(self.devices)
+        self.cap, self.floor = chunk_limits(self.nb, self.mb, self.devices)
         self._padded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if 4 * self.B * (self.nb + 1) * (self.mb + 1) <= PADDED_COPY_BYTES:
             self._padded = self._pad(np.arange(self.B))
@@ -90,7 +120,7 @@ class Padded:
     def layouts(self, count: int) -> list[tuple[int, int, int]]:
         """Chunks ``(lo, hi, padded)`` for ``count`` rows (multiples of the device
         count)."""
-        return chunk_plan(count, self.cap, base=BATCH_BASE, floor=BATCH_FLOOR,
+        return chunk_plan(count, self.cap, base=BATCH_BASE, floor=self.floor,
                           split_rest=True, multiple=len(self.devices))
 
     def put(self, *arrays):

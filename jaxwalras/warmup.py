@@ -10,8 +10,9 @@ repeat. JAX's persistent compilation cache
 
 The buckets, per family (markets per device call; market dimensions):
 
-* auction: 16, 64, 256 markets (up to 4096 on accelerators); buyers and objects padded to
-  0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ... (zero-demand buyers, zero-supply objects);
+* auction: 16, 64, 256 markets (up to 4096 on accelerators; on CPUs from 4 for markets
+  above 32 KiB of padded values, from 1 and up to 4 above 128 KiB, only 1 above 512 KiB); buyers and objects padded to 0, 1, 2, 3, 4, 6, 8,
+  12, 16, 24, 32, 48, ... (zero-demand buyers, zero-supply objects);
 * optimal allocation and demand queries: 16, 64, 256, ... up to a memory cap; buyers
   padded as above (buyers the DP skips, buyers who value nothing); items exact (a table
   has ``2**m`` sets);
@@ -28,7 +29,7 @@ import numpy as np
 
 from .typing import DevicesLike
 
-from ._batching import BATCH_BASE, BATCH_FLOOR, dim_bucket, padded_size
+from ._batching import BATCH_BASE, dim_bucket, padded_size
 
 __all__ = ["warmup"]
 
@@ -66,7 +67,7 @@ def _warm_multiunit(example: Any, sizes: Sequence[tuple[int, int]] | None, top: 
 
     from . import auction_rounds as _rounds
     from .devices import put_batch, resolve_devices
-    from .multiunit_chunks import bundles_flat, chunk_size
+    from .multiunit_chunks import bundles_flat, chunk_limits
 
     devs = resolve_devices(devices)
     k = len(devs)
@@ -78,14 +79,14 @@ def _warm_multiunit(example: Any, sizes: Sequence[tuple[int, int]] | None, top: 
                                         and step != "search")
     dims = sorted({(dim_bucket(n), dim_bucket(m)) for n, m in
                    (sizes or [(example.n_buyers, example.n_objects)])})
-    cap = chunk_size(devs)
-    chunks = [c for c in (16 * BATCH_BASE ** j for j in range(12)) if c <= cap]
-    chunks = [c for c in chunks if c <= max(padded_size(min(top, cap), base=BATCH_BASE,
-                                                        floor=BATCH_FLOOR), BATCH_FLOOR)]
     done: list[tuple[str, tuple[int, ...]]] = []
     for nb, mb in dims:
         if nb == 0 or mb == 0:
             continue
+        cap, floor = chunk_limits(nb, mb, devs)
+        chunks = [c for c in (floor * BATCH_BASE ** j for j in range(12)) if c <= cap]
+        chunks = [c for c in chunks if c <= max(padded_size(min(top, cap), base=BATCH_BASE,
+                                                            floor=floor), floor)]
         for c in chunks:
             size = c * k
             z3 = np.zeros((size, nb, mb), np.int32)

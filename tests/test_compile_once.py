@@ -74,6 +74,42 @@ def test_auction_compiles_once_per_bucket(rng):
     assert c.count == 0, c.names
 
 
+def test_large_auction_markets_get_small_chunks(rng, monkeypatch):
+    """On CPUs large markets go to the device in chunks of 4 or 1, not 16 (two markets
+    of 1,000 x 50 padded to 16 cost the device eight times their work); warmup compiles
+    those chunks, after which new batch sizes compile nothing; the answers equal each
+    market's alone."""
+    from jaxwalras import auction_rounds as _rounds
+    from jaxwalras.multiunit_chunks import chunk_limits
+    cpu = tuple(jax.devices("cpu"))
+    assert chunk_limits(dim_bucket(50), dim_bucket(10), cpu) == (256, 16)
+    assert chunk_limits(dim_bucket(250), dim_bucket(25), cpu) == (256, 16)   # 32 KiB
+    assert chunk_limits(dim_bucket(500), dim_bucket(50), cpu) == (256, 4)    # 128 KiB
+    assert chunk_limits(dim_bucket(1000), dim_bucket(50), cpu) == (4, 1)     # 256 KiB
+    assert chunk_limits(dim_bucket(2000), dim_bucket(100), cpu) == (1, 1)    # 1 MiB
+    seen = []
+    advance = _rounds.advance
+
+    def spy(v, *args, **kw):
+        seen.append(v.shape)
+        return advance(v, *args, **kw)
+
+    monkeypatch.setattr(_rounds, "advance", spy)
+    mk = _multiunit(rng, 5, 520, 40)          # padded to 768 x 48: 144 KiB of values
+    jw.warmup(mk, batch_sizes=5)
+    parts = [mk[:B] for B in (2, 3, 5)]
+    with _Compiles() as c:
+        for part in parts:
+            res = jw.buyer_optimal_equilibrium(part)
+            assert res.converged.all()
+    assert c.count == 0, c.names
+    # (4, 1) for 768 x 48: 2 markets go as two chunks of 1, 3 as one of 4, 5 as 4 + 1
+    assert seen and {s[0] for s in seen} == {1, 4}, {s[0] for s in seen}
+    for k in range(2):
+        alone = jw.buyer_optimal_equilibrium(mk[k])
+        np.testing.assert_array_equal(res.prices[k], alone.prices)
+
+
 @pytest.mark.parametrize("scale", [1, 10_000])
 def test_auction_market_alone_equals_in_padded_mixed_batch(rng, scale):
     markets = [_multiunit(rng, 1, n, m, vmax=1000)[0] for n, m in
