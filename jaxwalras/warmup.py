@@ -11,8 +11,9 @@ repeat. JAX's persistent compilation cache
 The buckets, per family (markets per device call; market dimensions):
 
 * auction: 16, 64, 256 markets (up to 4096 on accelerators; on CPUs from 4 for markets
-  above 32 KiB of padded values, from 1 and up to 4 above 128 KiB, only 1 above 512 KiB); buyers and objects padded to 0, 1, 2, 3, 4, 6, 8,
-  12, 16, 24, 32, 48, ... (zero-demand buyers, zero-supply objects);
+  above 32 KiB of padded values, from 1 and up to 4 above 128 KiB, only 1 above
+  512 KiB); buyers and objects padded to 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ...
+  (zero-demand buyers, zero-supply objects);
 * optimal allocation and demand queries: 16, 64, 256, ... up to a memory cap; buyers
   padded as above (buyers the DP skips, buyers who value nothing); items exact (a table
   has ``2**m`` sets);
