@@ -28,7 +28,7 @@ from .setfunction import (SetFunctionMarket, allocation_welfare, as_market, buye
                           check_allocation, check_rtol, set_bits, value_scale)
 from .status import Status
 
-__all__ = ["CWEResult", "combinatorial_walrasian_equilibrium", "check_cwe"]
+__all__ = ["CWEResult", "combinatorial_walrasian_equilibrium", "check_cwe", "cwe_floor"]
 
 
 # ============================================================================ CWE
@@ -178,12 +178,34 @@ class _CWERun(NamedTuple):
     tol: np.ndarray
 
 
+#: On CPUs the CWE dynamics' working batch is padded (with copies of a market) by at most
+#: about this many bytes of values: its smallest bucket is 8 markets, fewer for large
+#: value tables (4 for 5 buyers x 2^12 sets in float32, 1 for 5 x 2^14)
+CWE_CPU_PAD_BYTES = 1 << 19
+
+
+def cwe_floor(n_buyers: int, n_sets: int, ftype: Any = None) -> int:
+    """The smallest working-batch bucket of the CWE dynamics for markets of ``n_buyers``
+    x ``n_sets`` values: 8 on accelerators; on CPUs the largest of 8, 4, 2, 1 whose
+    padding stays within ``CWE_CPU_PAD_BYTES`` (two markets of 5 x 2^14 padded to 8
+    cost the device four times their work)."""
+    if jax.default_backend() != "cpu":
+        return 8
+    per = n_buyers * n_sets * np.dtype(jnp.result_type(float) if ftype is None
+                                       else ftype).itemsize
+    floor = 8
+    while floor > 1 and floor * per > CWE_CPU_PAD_BYTES:
+        floor //= 2
+    return floor
+
+
 def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
              patience: int, bar: Progress | None = None) -> _CWERun:
     """Drive :func:`kernels.setfunc.cwe_dynamics` in chunks of ``chunk`` rounds until every
     market is done (``fv``, the prices in ``full`` and the per-buyer ``tol`` ``(B, n)`` in
     units of each market's scale). Finished markets are compacted away once at most a
-    quarter of the working batch is still running (working sizes are powers of two >= 8,
+    quarter of the working batch is still running (working sizes are powers of two >= 8 or
+    :func:`cwe_floor`,
     so few recompilations): a few long price wars do not keep the whole batch busy. Every
     market runs the same rounds per call alone or in any batch, and every decision below
     uses only its own counters, so batch mates change nothing. Every ``2 (n + K)``
@@ -196,9 +218,12 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
     last_esc = np.zeros(nb, np.int64)
     last_jump = np.zeros(nb, np.int64)
     war_steps = 2 * (fv.shape[1] + int(full.bundles.shape[-1]))   # purchases that suggest a war
-    # markets in the working batch, padded to a bucket (powers of two >= 8) by repeating
-    # the first: compiled shapes never depend on the exact batch size
-    idx = np.concatenate([np.arange(nb), np.zeros(padded_size(nb, floor=8) - nb, np.int64)])
+    # markets in the working batch, padded to a bucket (powers of two >= 8, or >= 4, 2, 1
+    # for large tables on CPUs) by repeating the first: compiled shapes never depend on
+    # the exact batch size
+    floor = cwe_floor(fv.shape[1], fv.shape[2], ftype)
+    idx = np.concatenate([np.arange(nb), np.zeros(padded_size(nb, floor=floor) - nb,
+                                                  np.int64)])
     count = nb                       # the first `count` entries of idx are distinct
     ft = np.dtype(ftype)
     while True:
@@ -231,7 +256,7 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
             n_left = int((~done).sum())
             if bar is not None:
                 bar.update(0, running=n_left)
-            if n_left == 0 or (len(idx) > 8 and n_left <= len(idx) // 4):
+            if n_left == 0 or (len(idx) > floor and n_left <= len(idx) // 4):
                 break
         host = [np.asarray(x)[:count] for x in st]
         for k, arr in enumerate(host):
@@ -241,7 +266,7 @@ def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,
         if n_left == 0:
             return _CWERun(full, tol)
         rest = live[~done]
-        size = padded_size(n_left, floor=8)
+        size = padded_size(n_left, floor=floor)
         idx = np.concatenate([rest, np.repeat(rest[:1], size - n_left)])
         count = n_left
 
@@ -324,8 +349,9 @@ def combinatorial_walrasian_equilibrium(
 
     Notes
     -----
-    The dynamics run on the batch padded to a power of two (at least 8) with copies of a
-    market whose results are dropped, so a new batch size inside a bucket compiles
+    The dynamics run on the batch padded to a power of two (at least 8; on CPUs at least
+    4, 2 or 1 for large value tables, :func:`jaxwalras.bundling.cwe_floor`) with copies
+    of a market whose results are dropped, so a new batch size inside a bucket compiles
     nothing (see :func:`jaxwalras.warmup`).
     References
     ----------

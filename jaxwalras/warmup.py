@@ -17,7 +17,8 @@ The buckets, per family (markets per device call; market dimensions):
 * optimal allocation and demand queries: 16, 64, 256, ... up to a memory cap; buyers
   padded as above (buyers the DP skips, buyers who value nothing); items exact (a table
   has ``2**m`` sets);
-* CWE (bundling): 8, 16, 32, 64, ... (powers of two); dimensions exact;
+* CWE (bundling): 8, 16, 32, 64, ... (powers of two; on CPUs from 4, 2 or 1 for large
+  value tables, :func:`jaxwalras.bundling.cwe_floor`); dimensions exact;
 * convexified equilibria: 16, 64, 256, ... up to a memory cap (on CPUs 1 or 4 for
   economies whose inputs exceed 128 KiB); dimensions exact (the
   canonical-prices LP pads its rows to 16, 64, 256, ...).
@@ -51,11 +52,12 @@ def _batch_sizes(batch_sizes: Any, default: int) -> list[int]:
     return sizes
 
 
-def _powers_of_two(top: int) -> list[int]:
-    """8, 16, 32, ... up to the power of two bucket of ``top``: every CWE batch bucket and,
-    through the chunk plans, every chunk bucket (16, 64, 256, ...) of the others."""
-    last = padded_size(top, floor=8)
-    out, b = [], 8
+def _powers_of_two(top: int, start: int = 8) -> list[int]:
+    """``start`` (8), 16, 32, ... up to the power of two bucket of ``top``: every CWE batch
+    bucket and, through the chunk plans, every chunk bucket (16, 64, 256, ...) of the
+    others."""
+    last = padded_size(top, floor=start)
+    out, b = [], start
     while b <= last:
         out.append(b)
         b *= 2
@@ -196,6 +198,7 @@ def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
         B = int(np.prod(flat.batch_shape))
         run = fn or convexified_equilibrium
         make: Callable[[int], Any] = lambda b: flat[np.zeros(b, np.int64)]  # noqa: E731
+        start = 8
     elif isinstance(example, SetFunctionMarket):
         from .bundling import combinatorial_walrasian_equilibrium
         vals = np.asarray(example.values)
@@ -203,6 +206,8 @@ def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
         B = int(len(one))
         run = fn or combinatorial_walrasian_equilibrium
         make = lambda b: SetFunctionMarket(np.repeat(one[:1], b, axis=0))  # noqa: E731
+        from .bundling import cwe_floor
+        start = cwe_floor(int(vals.shape[-2]), int(vals.shape[-1]))
     else:
         raise TypeError(f"example: expected a MultiUnitMarket, MenuEconomy or "
                         f"SetFunctionMarket, got {type(example).__name__}")
@@ -212,7 +217,7 @@ def warmup(example: Any, *, batch_sizes: int | Sequence[int] | None = None,
     from .devices import use_devices
     done: list[tuple[str, tuple[int, ...]]] = []
     with use_devices(devices if devices is not None else resolve_devices()):
-        for b in _powers_of_two(top):
+        for b in _powers_of_two(top, start):
             run(make(b), **options)
             done.append((str(getattr(run, "__name__", "fn")), (int(b),)))
     if isinstance(example, MenuEconomy) and fn is None:

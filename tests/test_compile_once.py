@@ -169,6 +169,39 @@ def test_cwe_and_optimal_allocation_compile_once_per_bucket():
     assert c.count == 0, c.names
 
 
+def test_cwe_large_tables_get_small_working_batches(monkeypatch):
+    """On CPUs, CWE on large value tables pads its working batch to 4, 2 or 1 markets, not
+    8 (two markets of 5 x 2^14 padded to 8 cost the device four times their work); warmup
+    compiles those buckets, after which batch sizes 1 to 3 compile nothing; answers equal
+    each market's alone, at money scales 1e-6 and 1e6 mixed in one batch."""
+    from jaxwalras import bundling
+    assert [bundling.cwe_floor(5, 2 ** m, np.float32) for m in (10, 12, 13, 14)] == [8, 4, 2, 1]
+    sizes = []
+    chunk = bundling._cwe_chunk
+
+    def spy(values, *args, **kw):
+        sizes.append(values.shape[0])
+        return chunk(values, *args, **kw)
+
+    monkeypatch.setattr(bundling, "_cwe_chunk", spy)
+    floor = bundling.cwe_floor(5, 2 ** 13)
+    mk = _cats(3, 5, 13, 3)
+    vals = np.asarray(mk.values) * np.array([1e-6, 1.0, 1e6])[:, None, None]
+    parts = [jw.SetFunctionMarket(vals[:B]) for B in (1, 2, 3)]
+    jw.warmup(mk, batch_sizes=3)
+    sizes.clear()
+    with _Compiles() as c:
+        outs = [jw.combinatorial_walrasian_equilibrium(part) for part in parts]
+    assert c.count == 0, c.names
+    assert max(sizes) <= 4 and min(sizes) == floor, sizes
+    for k in range(3):
+        alone = outs[0] if k == 0 else jw.combinatorial_walrasian_equilibrium(
+            jw.SetFunctionMarket(vals[k:k + 1]))
+        np.testing.assert_array_equal(alone.bundles[0], outs[2].bundles[k])
+        np.testing.assert_array_equal(alone.prices[0], outs[2].prices[k])
+        assert outs[2].converged[k]
+
+
 def test_optimal_allocation_buyer_padding_compiles_nothing():
     jw.optimal_allocation(_cats(2, 6, 4, 0))            # buyers 5 and 6 share bucket 6
     with _Compiles() as c:
