@@ -31,12 +31,21 @@ import numpy as np
 from .devices import resolve_devices, use_devices
 
 __all__ = ["padded_size", "chunk_plan", "pad_index", "map_chunks", "dim_bucket", "pad_to",
-           "chunk_cap", "batch_buckets", "spread", "as_slice", "BATCH_BASE", "BATCH_FLOOR"]
+           "chunk_cap", "pad_floor", "batch_buckets", "spread", "as_slice", "BATCH_BASE",
+           "BATCH_FLOOR", "CPU_CHUNK_BYTES", "CPU_PAD_BYTES"]
 
 #: markets per device call grow by this factor from one bucket to the next ...
 BATCH_BASE = 4
 #: ... starting here (per device)
 BATCH_FLOOR = 16
+
+#: On CPUs, a chunk's inputs stay within about this many bytes for the families that bound
+#: them (a few times a core's L2 cache; see :mod:`jaxwalras.convexified` and
+#: :func:`jaxwalras.multiunit_chunks.chunk_limits`) ...
+CPU_CHUNK_BYTES = 2 << 20
+#: ... and the padding of a small batch (copies of a real market up to the smallest
+#: bucket) within about this many bytes of values
+CPU_PAD_BYTES = 1 << 19
 
 
 def padded_size(n: int, *, base: int = 2, floor: int = 1, cap: int | None = None) -> int:
@@ -63,6 +72,18 @@ def chunk_cap(limit: int, *, base: int = BATCH_BASE, floor: int = BATCH_FLOOR) -
     size = int(floor)
     while size * base <= limit:
         size *= base
+    return size
+
+
+def pad_floor(per_market: int, budget: int, *, floor: int = BATCH_FLOOR,
+              base: int = BATCH_BASE) -> int:
+    """The largest of ``floor, floor / base, ..., 1`` whose markets of ``per_market``
+    bytes (or elements) fit in ``budget``: the smallest bucket of a batch of large
+    markets, so that padding a few of them does not cost many times their work."""
+    limit = max(1, budget // max(int(per_market), 1))
+    size = int(floor)
+    while size > 1 and size > limit:
+        size //= base
     return size
 
 

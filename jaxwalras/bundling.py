@@ -20,7 +20,7 @@ import numpy as np
 
 from .typing import ArrayLike
 from . import _validation as _v
-from ._batching import padded_size
+from ._batching import CPU_PAD_BYTES, pad_floor, padded_size
 from ._progress import Progress
 from .combinatorial import optimal_allocation
 from .kernels import setfunc as _k
@@ -178,25 +178,17 @@ class _CWERun(NamedTuple):
     tol: np.ndarray
 
 
-#: On CPUs the CWE dynamics' working batch is padded (with copies of a market) by at most
-#: about this many bytes of values: its smallest bucket is 8 markets, fewer for large
-#: value tables (4 for 5 buyers x 2^12 sets in float32, 1 for 5 x 2^14)
-CWE_CPU_PAD_BYTES = 1 << 19
-
-
 def cwe_floor(n_buyers: int, n_sets: int, ftype: Any = None) -> int:
     """The smallest working-batch bucket of the CWE dynamics for markets of ``n_buyers``
     x ``n_sets`` values: 8 on accelerators; on CPUs the largest of 8, 4, 2, 1 whose
-    padding stays within ``CWE_CPU_PAD_BYTES`` (two markets of 5 x 2^14 padded to 8
-    cost the device four times their work)."""
+    padding stays within ``jaxwalras._batching.CPU_PAD_BYTES`` of values (4 for 5 buyers
+    x 2^12 sets in float32, 1 for 5 x 2^14: two such markets padded to 8 cost the device
+    four times their work)."""
     if jax.default_backend() != "cpu":
         return 8
     per = n_buyers * n_sets * np.dtype(jnp.result_type(float) if ftype is None
                                        else ftype).itemsize
-    floor = 8
-    while floor > 1 and floor * per > CWE_CPU_PAD_BYTES:
-        floor //= 2
-    return floor
+    return pad_floor(per, CPU_PAD_BYTES, floor=8, base=2)
 
 
 def _run_cwe(fv: np.ndarray, full: Any, tol: np.ndarray, ftype: Any, chunk: int,

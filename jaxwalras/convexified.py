@@ -37,7 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .typing import ArrayLike
-from ._batching import BATCH_BASE, BATCH_FLOOR, as_slice, map_chunks, padded_size
+from ._batching import (BATCH_BASE, BATCH_FLOOR, CPU_CHUNK_BYTES, as_slice, map_chunks,
+                        padded_size)
 from .devices import resolve_devices
 from .setfunction_chunks import cap_for
 from ._progress import Progress
@@ -124,12 +125,11 @@ _DEVICE_KEYS = ("solver", "stages", "steps", "tau0", "tau_min", "learning_rate",
 _PIPE_MIN, _PIPE_CHUNKS = 64, 4
 
 
-#: on CPUs a chunk's float inputs stay within about this many bytes (a few times a core's L2
-#: cache): the Newton iterations sweep the same chunk many times; on a 2-core x86-64
-#: machine (1 MiB L2 per core) the device solve of 1,000 economies of 100 buyers x 8
-#: options x 5 goods took 0.39-0.42 s in chunks of 64 (1.3 MiB), 0.42-0.45 s in chunks of
-#: 256 and 0.53-0.56 s in one chunk of 1,024
-CPU_CHUNK_BYTES = 2 << 20
+# On CPUs a chunk's float inputs stay within CPU_CHUNK_BYTES (a few times a core's L2
+# cache): the Newton iterations sweep the same chunk many times; on a 2-core x86-64
+# machine (1 MiB L2 per core) the device solve of 1,000 economies of 100 buyers x 8
+# options x 5 goods took 0.39-0.42 s in chunks of 64 (1.3 MiB), 0.42-0.45 s in chunks of
+# 256 and 0.53-0.56 s in one chunk of 1,024.
 
 #: the batched solver, one compiled version per option set and shape (jit's own cache)
 _solve_batch = jax.jit(solve_batch, static_argnames=_DEVICE_KEYS)

@@ -18,13 +18,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxwalras._batching import BATCH_BASE, BATCH_FLOOR, chunk_plan, dim_bucket, spread
+from jaxwalras._batching import (BATCH_BASE, BATCH_FLOOR, CPU_CHUNK_BYTES, CPU_PAD_BYTES,
+                                 chunk_plan, dim_bucket, pad_floor, spread)
 from jaxwalras.devices import put_batch, resolve_devices
 from jaxwalras.kernels import greedy as _greedy
 from jaxwalras.setfunction_chunks import cap_for
 
 __all__ = ["Padded", "chunked", "gather_bundles", "bundles_flat", "chunk_size",
-           "chunk_limits", "CPU_CHUNK", "ACCEL_CHUNK", "CPU_CHUNK_BYTES", "CPU_PAD_BYTES"]
+           "chunk_limits", "CPU_CHUNK", "ACCEL_CHUNK"]
 
 #: Markets per device call, per device, on CPU (chunks bound memory and the number of
 #: compiled shapes: 16, 64 and 256) ...
@@ -45,28 +46,22 @@ def chunk_size(devices: tuple) -> int:
     return CPU_CHUNK if devices[0].platform == "cpu" else ACCEL_CHUNK
 
 
-#: On CPUs, the padding of a chunk (copies of a real market up to the chunk's bucket)
-#: stays within about this many bytes of values: the smallest chunk is 4 for markets of
-#: more than 32 KiB of padded values (500 buyers x 50 objects) and 1 above 128 KiB
-CPU_PAD_BYTES = 1 << 19
-#: ... and a chunk holds at most this many: the largest chunk is 4 above 128 KiB per market
-#: (1,000 x 50) and 1 above 512 KiB (2,000 x 100), 256 below
-CPU_CHUNK_BYTES = 2 << 20
-
-
 def chunk_limits(nb: int, mb: int, devices: tuple) -> tuple[int, int]:
     """``(cap, floor)``: the largest and the smallest chunk (markets per device call, per
     device) for markets padded to ``nb`` buyers and ``mb`` objects.
 
-    On CPUs both shrink for large markets (:func:`jaxwalras.setfunction_chunks.cap_for`
-    with ``CPU_PAD_BYTES`` and ``CPU_CHUNK_BYTES``): two markets of 1,000 x 50 padded to
-    a chunk of 16 would cost the device eight times their work.  Elsewhere
-    ``(chunk_size(devices), 16)``."""
+    On CPUs both shrink for large markets: the smallest chunk keeps the padding within
+    ``jaxwalras._batching.CPU_PAD_BYTES`` of values (4 above 32 KiB per market, e.g. 500
+    buyers x 50 objects; 1 above 128 KiB, e.g. 1,000 x 50), and above 128 KiB the
+    largest keeps a chunk within ``CPU_CHUNK_BYTES`` (4, or 1 above 512 KiB, e.g.
+    2,000 x 100; :func:`jaxwalras.setfunction_chunks.cap_for`).  Two markets of
+    1,000 x 50 padded to a chunk of 16 would cost the device eight times their work.
+    Elsewhere ``(chunk_size(devices), 16)``."""
     cap = chunk_size(devices)
     if devices[0].platform != "cpu":
         return cap, BATCH_FLOOR
     per = 4 * nb * mb
-    floor = cap_for(per, CPU_PAD_BYTES)[1]
+    floor = pad_floor(per, CPU_PAD_BYTES)
     small_cap, small = cap_for(per, CPU_CHUNK_BYTES)
     if small < BATCH_FLOOR:
         cap = small_cap

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import jax.numpy as jnp
 import numpy as np
 
-from ._batching import BATCH_BASE, BATCH_FLOOR, chunk_cap, dim_bucket, map_chunks
+from ._batching import BATCH_BASE, BATCH_FLOOR, chunk_cap, dim_bucket, map_chunks, pad_floor
 from .devices import put_batch, resolve_devices
 
 __all__ = ["Tables", "DEFAULT_BUDGET", "cap_for"]
@@ -35,9 +35,7 @@ def cap_for(per_market: int, budget: int = DEFAULT_BUDGET) -> tuple[int, int]:
     """``(cap, floor)``: the chunk cap (a bucket) for a kernel that forms ``per_market``
     elements per market, and the smallest bucket (16, or 4 or 1 for huge markets)."""
     limit = max(1, budget // max(int(per_market), 1))
-    floor = BATCH_FLOOR
-    while floor > 1 and floor > limit:
-        floor //= BATCH_BASE
+    floor = pad_floor(per_market, budget)
     return chunk_cap(limit, floor=floor), floor
 
 
